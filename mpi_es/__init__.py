@@ -1,0 +1,3 @@
+"""mpi_es: OpenAI Evolution Strategies, parallel over MPI ranks."""
+
+__version__ = "0.1.0"

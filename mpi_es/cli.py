@@ -1,0 +1,128 @@
+"""Command line: `python -m mpi_es [train] CONFIG.yaml [options]` and the other subcommands."""
+from __future__ import annotations
+
+import os
+
+# One rank per core: BLAS threads would oversubscribe the node and make float sums order-dependent.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from typing import Callable, TypeVar  # noqa: E402
+
+from .config import ConfigError  # noqa: E402
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_STOPPED = 75
+
+SUBCOMMANDS = ("train",)
+T = TypeVar("T")
+
+
+class UsageExit(Exception):
+    """Leave with a status after the message was printed (once, by rank 0)."""
+
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
+class _Parser(argparse.ArgumentParser):
+    quiet = False  # True on ranks other than 0: they must not repeat usage text
+
+    def error(self, message: str):
+        raise ConfigError(f"{self.prog}: {message}\n{self.format_usage().rstrip()}")
+
+    def _print_message(self, message, file=None):
+        if not _Parser.quiet:
+            super()._print_message(message, file)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mpi_es", description="OpenAI Evolution Strategies over MPI.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    train = sub.add_parser("train", help="train a policy (the default command)",
+                           description="Train a policy. Launch under mpiexec/srun: every rank "
+                                       "is a worker; rank 0 also updates and writes OUT_DIR.")
+    train.add_argument("config", metavar="CONFIG.yaml")
+    train.add_argument("--out-dir", metavar="DIR", help="override out_dir of the config")
+    train.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY=VALUE",
+                       help="override a config key, dotted, repeatable "
+                            "(--set model.hidden_dims=[64,64])")
+    return parser
+
+
+def normalize_argv(argv: list[str]) -> list[str]:
+    """`mpi_es CONFIG.yaml ...` means `mpi_es train CONFIG.yaml ...`."""
+    if argv and argv[0] not in SUBCOMMANDS and not argv[0].startswith("-"):
+        return ["train", *argv]
+    return argv
+
+
+def agreed(world, step: Callable[[], T]) -> T:
+    """Run a check on every rank; if any rank fails, rank 0 prints it once and all leave with 2."""
+    from .rollout import EnvError
+    result, error = None, None
+    try:
+        result = step()
+    except (ConfigError, EnvError) as exc:
+        error = str(exc)
+    first = world.first_error(error)
+    if first is not None:
+        rank, message = first
+        if world.is_root:
+            where = f" (on rank {rank})" if rank and world.size > 1 else ""
+            print(f"error{where}: {message}", file=sys.stderr, flush=True)
+        raise UsageExit(EXIT_USAGE)
+    return result
+
+
+def cmd_train(args, world) -> int:
+    from . import config
+    from .train import prepare, run_training
+    cfg = agreed(world, lambda: config.load(args.config, args.overrides, args.out_dir))
+    setup = agreed(world, lambda: prepare(cfg))
+    agreed(world, lambda: check_out_dir(cfg))
+    run_training(cfg, world, setup)
+    return EXIT_OK
+
+
+def check_out_dir(cfg) -> None:
+    from pathlib import Path
+    existing = Path(cfg.out_dir) / "checkpoint.h5"
+    if existing.exists():
+        raise ConfigError(f"'out_dir': {cfg.out_dir} already holds a run ({existing}); "
+                          f"choose another --out-dir or move the old run away")
+
+
+COMMANDS = {"train": cmd_train}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .parallel import World, install_abort_on_exception
+    install_abort_on_exception()
+    argv = normalize_argv(list(sys.argv[1:] if argv is None else argv))
+    world = World()
+    _Parser.quiet = not world.is_root
+    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except ConfigError as exc:
+            if world.is_root:
+                print(f"error: {exc}", file=sys.stderr, flush=True)
+            return EXIT_USAGE
+        except SystemExit as exc:  # --help
+            return int(exc.code or 0)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        return COMMANDS[args.command](args, world)
+    except UsageExit as exc:
+        return exc.status
+    finally:
+        world.free()

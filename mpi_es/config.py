@@ -1,0 +1,297 @@
+"""Config schema, YAML loading and --set overrides.
+
+Every value is checked here, before any rank starts work; errors name the dotted key
+and say what is allowed.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
+
+import yaml
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
+                      field_validator, model_validator)
+
+
+class ConfigError(Exception):
+    """A bad config, option or input file: the message is for the user, exit status 2."""
+
+
+class _KeyedError(ValueError):
+    """A cross-field error that belongs to one key rather than the section it sits in."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
+def _whole_number(value: Any) -> Any:
+    # YAML 1.1 reads 2.5e8 as a string and users write sizes that way; accept any whole number.
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_whole_number)]
+PositiveInt = Annotated[Int, Field(gt=0)]
+NonNegativeInt = Annotated[Int, Field(ge=0)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+PositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class StopConfig(_Section):
+    """The first limit reached ends the run; null disables a limit."""
+    generations: Optional[PositiveInt] = 1000
+    timesteps: Optional[PositiveInt] = None
+    seconds: Optional[PositiveFloat] = None
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> "StopConfig":
+        if self.generations is None and self.timesteps is None and self.seconds is None:
+            raise ValueError("set at least one of stop.generations, stop.timesteps, stop.seconds")
+        return self
+
+
+class NoiseTableConfig(_Section):
+    """The shared table of standard-normal float32 entries every perturbation is cut from."""
+    seed: NonNegativeInt = 123
+    size: PositiveInt = 250_000_000
+
+
+class Optimizations(_Section):
+    """The notebook's switches."""
+    mirrored_sampling: bool = True
+    fitness_shaping: bool = True
+    weight_decay: bool = True
+    discretize_actions: bool = False
+    neural_network_optimizer: bool = True
+    observation_normalization: bool = True
+
+
+OPTIMIZER_ARGS = {
+    "adam": {"stepsize": None, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8},
+    "sgd": {"stepsize": None, "momentum": 0.9},
+}
+
+
+class ModelConfig(_Section):
+    """The MLP policy and its optimizer."""
+    ac_noise_std: NonNegativeFloat = 0.01
+    ac_bins: Annotated[Int, Field(ge=2)] = 5
+    hidden_dims: list[PositiveInt] = [256, 256]
+    nonlin_type: Literal["tanh", "relu", "lrelu", "elu"] = "tanh"
+    nn_optimizer: Literal["adam", "sgd"] = "adam"
+    nn_optimizer_args: dict[str, float] = {"stepsize": 0.01}
+
+    @model_validator(mode="after")
+    def _optimizer_args(self) -> "ModelConfig":
+        allowed = OPTIMIZER_ARGS[self.nn_optimizer]
+        key = "nn_optimizer_args"
+        unknown = sorted(set(self.nn_optimizer_args) - set(allowed))
+        if unknown:
+            raise _KeyedError(f"{key}.{unknown[0]}", f"is not an argument of {self.nn_optimizer} "
+                              f"(allowed: {', '.join(allowed)})")
+        args = {name: self.nn_optimizer_args.get(name, default)
+                for name, default in allowed.items()}
+        if args["stepsize"] is None:
+            raise _KeyedError(f"{key}.stepsize", "is required (e.g. stepsize: 0.01)")
+        for name, value in args.items():
+            if not math.isfinite(value):
+                raise _KeyedError(f"{key}.{name}", f"must be finite, got {value}")
+        if args["stepsize"] <= 0:
+            raise _KeyedError(f"{key}.stepsize", f"must be > 0, got {args['stepsize']}")
+        for name in ("beta1", "beta2", "momentum"):
+            if name in args and not 0.0 <= args[name] < 1.0:
+                raise _KeyedError(f"{key}.{name}", f"must be in [0, 1), got {args[name]}")
+        if "epsilon" in args and args["epsilon"] <= 0:
+            raise _KeyedError(f"{key}.epsilon", f"must be > 0, got {args['epsilon']}")
+        self.nn_optimizer_args = args
+        return self
+
+
+class Config(_Section):
+    """A whole training run."""
+    env_id: str
+    seed: NonNegativeInt = 0
+    out_dir: Optional[str] = None
+    population_size: PositiveInt = 300
+    learning_rate: PositiveFloat = 0.001
+    noise_stdev: PositiveFloat = 0.02
+    snapshot_freq: NonNegativeInt = 1
+    return_proc_mode: Literal["centered_rank", "sign", "centered_sign_rank"] = "centered_rank"
+    calc_obstat_prob: Probability = 0.01
+    l2coeff: NonNegativeFloat = 0.005
+    eval_prob: Probability = 0.003
+    timestep_limit: Optional[PositiveInt] = None
+    stop: StopConfig = StopConfig()
+    noise_table: NoiseTableConfig = NoiseTableConfig()
+    optimizations: Optimizations = Optimizations()
+    model: ModelConfig = ModelConfig()
+
+    @field_validator("env_id")
+    @classmethod
+    def _env_id_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("env_id must name a Gymnasium environment")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "Config":
+        if self.optimizations.mirrored_sampling and self.population_size % 2:
+            raise _KeyedError("population_size", f"must be even with mirrored sampling "
+                              f"(each noise vector is evaluated as +eps and -eps), "
+                              f"got {self.population_size}")
+        if self.optimizations.observation_normalization and self.calc_obstat_prob == 0:
+            raise _KeyedError("calc_obstat_prob", "must be > 0 when "
+                              "optimizations.observation_normalization is true "
+                              "(or turn observation_normalization off)")
+        if self.out_dir is None:
+            self.out_dir = str(Path("runs") / re.sub(r"[^A-Za-z0-9_.-]+", "_", self.env_id))
+        return self
+
+    @property
+    def episodes_per_slot(self) -> int:
+        return 2 if self.optimizations.mirrored_sampling else 1
+
+    @property
+    def train_slots(self) -> int:
+        """Noise vectors per generation: one slot is one episode, or a mirrored pair."""
+        return self.population_size // self.episodes_per_slot
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+REMOVED_KEYS = {
+    "num_workers": "num_workers does not exist in mpi_es: the number of workers is the MPI "
+                   "world size, set with `mpiexec -n N` (or srun's task count)",
+}
+
+
+def _dotted(loc: tuple) -> str:
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    return key
+
+
+def _section_at(loc: tuple) -> type[BaseModel] | None:
+    model: Any = Config
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None or not (isinstance(field.annotation, type)
+                                 and issubclass(field.annotation, BaseModel)):
+            return None
+        model = field.annotation
+    return model
+
+
+def _describe(error: dict) -> str:
+    loc = tuple(error["loc"])
+    key = _dotted(loc)
+    if error["type"] == "extra_forbidden":
+        name = loc[-1]
+        if name in REMOVED_KEYS:
+            return REMOVED_KEYS[name]
+        section = _section_at(loc[:-1])
+        choices = list(section.model_fields) if section else []
+        close = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.5)
+        hint = f" (did you mean '{_dotted(loc[:-1] + (close[0],))}'?)" if close else ""
+        return f"unknown key '{key}'{hint}"
+    if error["type"] == "missing":
+        return f"'{key}' is required"
+    ctx = error.get("ctx") or {}
+    cause = ctx.get("error")
+    if isinstance(cause, _KeyedError):
+        return f"'{_dotted(loc + tuple(cause.key.split('.')))}' {cause}"
+    message = str(cause) if cause is not None else error["msg"]
+    message = message.removeprefix("Value error, ")
+    if error["type"] == "value_error" or cause is not None:
+        return f"'{key}': {message}" if key else message
+    return f"'{key}': {message} (got {error.get('input')!r})"
+
+
+def validate(raw: dict, source: str = "config") -> Config:
+    """Build a Config from a plain dict, turning pydantic's errors into one ConfigError."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys to values, "
+                          f"got {type(raw).__name__}")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_describe(err) for err in exc.errors()]
+        raise ConfigError(f"{source}: " + "\n  ".join(lines)) from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`model.hidden_dims=[64,64]` -> (['model', 'hidden_dims'], [64, 64])."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set stop.generations=50")
+    parts = key.strip().split(".")
+    if any(not p for p in parts):
+        raise ConfigError(f"--set {text!r}: malformed key {key!r}")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML ({exc.problem})") from None
+    return parts, parsed
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = raw
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"--set {text!r}: '{part}' is not a section")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    if path.is_dir():
+        raise ConfigError(f"config path is a directory, not a YAML file: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from None
+    if raw is None:
+        raise ConfigError(f"{path}: the file is empty")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
+    return raw
+
+
+def load(path: str | Path, overrides: list[str] = (), out_dir: str | None = None) -> Config:
+    raw = apply_overrides(read_yaml(path), list(overrides))
+    if out_dir is not None:
+        raw["out_dir"] = out_dir
+    return validate(raw, source=str(path))

@@ -1,0 +1,114 @@
+"""Every MPI call of mpi_es lives here.
+
+`World` wraps COMM_WORLD and the node-local communicator. One process without mpiexec is
+simply a world of size 1.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import numpy as np
+
+
+def _mpi():
+    from mpi4py import MPI
+    return MPI
+
+
+class World:
+    ROOT = 0
+
+    def __init__(self, comm=None):
+        MPI = _mpi()
+        self.comm = comm if comm is not None else MPI.COMM_WORLD
+        self.rank = self.comm.Get_rank()
+        self.size = self.comm.Get_size()
+        self.node = self.comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
+        self.node_rank = self.node.Get_rank()
+        self.node_size = self.node.Get_size()
+        self._windows = []
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == self.ROOT
+
+    # -- collectives -------------------------------------------------------------------------
+    def bcast(self, obj):
+        return self.comm.bcast(obj, root=self.ROOT)
+
+    def bcast_array(self, array: np.ndarray) -> np.ndarray:
+        """Root's array into every rank's buffer of the same shape and dtype, in place."""
+        self.comm.Bcast(array, root=self.ROOT)
+        return array
+
+    def gather(self, obj) -> list | None:
+        return self.comm.gather(obj, root=self.ROOT)
+
+    def allgather(self, obj) -> list:
+        return self.comm.allgather(obj)
+
+    def barrier(self) -> None:
+        self.comm.Barrier()
+
+    def first_error(self, error: str | None) -> tuple[int, str] | None:
+        """Collective: (rank, message) of the lowest rank that reports an error, on every rank."""
+        errors = self.comm.allgather(error)
+        for rank, message in enumerate(errors):
+            if message is not None:
+                return rank, message
+        return None
+
+    # -- node shared memory ------------------------------------------------------------------
+    def node_shared_array(self, count: int, dtype=np.float32) -> np.ndarray:
+        """One array per node in MPI-3 shared memory, mapped into every rank of the node."""
+        MPI = _mpi()
+        itemsize = np.dtype(dtype).itemsize
+        nbytes = count * itemsize if self.node_rank == 0 else 0
+        win = MPI.Win.Allocate_shared(nbytes, itemsize, comm=self.node)
+        self._windows.append(win)
+        buf, _ = win.Shared_query(0)
+        return np.ndarray(buffer=buf, dtype=dtype, shape=(count,))
+
+    def node_barrier(self) -> None:
+        self.node.Barrier()
+
+    # -- ending ------------------------------------------------------------------------------
+    def abort(self, code: int = 1) -> None:
+        self.comm.Abort(code)
+
+    def free(self) -> None:
+        for win in self._windows:
+            win.Free()
+        self._windows.clear()
+
+
+def world_size_hint() -> int:
+    """The world size without initializing MPI (from the launcher's environment), else 1."""
+    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS", "PMIX_SIZE"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 1
+
+
+def install_abort_on_exception() -> None:
+    """An uncaught exception on any rank prints once (rank-prefixed) and aborts the whole job.
+
+    Without this, one failed rank leaves the others waiting in a collective forever.
+    """
+    def hook(exc_type, exc, tb):
+        if issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
+            sys.__excepthook__(exc_type, exc, tb)
+            return
+        MPI = _mpi()
+        rank = MPI.COMM_WORLD.Get_rank() if MPI.Is_initialized() else 0
+        text = "".join(traceback.format_exception(exc_type, exc, tb))
+        prefix = f"[rank {rank}] "
+        sys.stderr.write("".join(prefix + line + "\n" for line in text.rstrip().splitlines()))
+        sys.stderr.flush()
+        if MPI.Is_initialized() and not MPI.Is_finalized() and MPI.COMM_WORLD.Get_size() > 1:
+            MPI.COMM_WORLD.Abort(1)
+        os._exit(1)
+
+    sys.excepthook = hook

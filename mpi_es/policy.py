@@ -1,0 +1,124 @@
+"""The MLP policy on a flat float32 parameter vector, evaluated in NumPy."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LRELU_SLOPE = 0.2  # tf.nn.leaky_relu's default, which the notebook used
+
+
+def _tanh(x: np.ndarray) -> np.ndarray:
+    return np.tanh(x, out=x)
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0, out=x)
+
+
+def _lrelu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, LRELU_SLOPE * x, out=x)
+
+
+def _elu(x: np.ndarray) -> np.ndarray:
+    return np.where(x > 0, x, np.expm1(np.minimum(x, 0))).astype(x.dtype, copy=False)
+
+
+NONLINEARITIES = {"tanh": _tanh, "relu": _relu, "lrelu": _lrelu, "elu": _elu}
+
+
+def normc(rng: np.random.Generator, shape: tuple[int, int], std: float) -> np.ndarray:
+    """Gaussian weights whose columns each have Euclidean norm `std`."""
+    out = rng.standard_normal(shape).astype(np.float32)
+    out *= std / np.sqrt(np.square(out).sum(axis=0, keepdims=True))
+    return out
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    ob_dim: int
+    ac_low: np.ndarray
+    ac_high: np.ndarray
+    hidden_dims: tuple[int, ...]
+    nonlin: str = "tanh"
+    ac_bins: int | None = None        # None: continuous actions; else bins per action dimension
+    normalize_obs: bool = True
+
+    @property
+    def ac_dim(self) -> int:
+        return int(self.ac_low.size)
+
+    @property
+    def layer_shapes(self) -> list[tuple[int, int]]:
+        out = self.ac_dim * (self.ac_bins or 1)
+        dims = [self.ob_dim, *self.hidden_dims, out]
+        return list(zip(dims[:-1], dims[1:]))
+
+    @property
+    def num_params(self) -> int:
+        return sum(i * o + o for i, o in self.layer_shapes)
+
+    def init_theta(self, rng: np.random.Generator) -> np.ndarray:
+        """normc init: std 1.0 for hidden layers, 0.01 for the output layer, zero biases."""
+        parts = []
+        shapes = self.layer_shapes
+        for k, shape in enumerate(shapes):
+            parts.append(normc(rng, shape, 0.01 if k == len(shapes) - 1 else 1.0).ravel())
+            parts.append(np.zeros(shape[1], np.float32))
+        return np.concatenate(parts).astype(np.float32)
+
+    def unflatten(self, theta: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(W, b) views into theta, W of shape (in, out)."""
+        if theta.shape != (self.num_params,):
+            raise ValueError(f"theta has shape {theta.shape}, policy needs ({self.num_params},)")
+        layers, start = [], 0
+        for i, o in self.layer_shapes:
+            w = theta[start:start + i * o].reshape(i, o)
+            start += i * o
+            layers.append((w, theta[start:start + o]))
+            start += o
+        return layers
+
+    def discrete_action(self, scores: np.ndarray) -> np.ndarray:
+        """argmax over ac_bins per action dimension, mapped uniformly onto [low, high]."""
+        bins = self.ac_bins
+        idx = scores.reshape(self.ac_dim, bins).argmax(axis=1)
+        return self.ac_low + idx * ((self.ac_high - self.ac_low) / (bins - 1))
+
+
+class Policy:
+    """Acts with a given theta and observation statistics; cheap to re-point at a new theta."""
+
+    def __init__(self, spec: PolicySpec, theta: np.ndarray,
+                 ob_mean: np.ndarray | None = None, ob_std: np.ndarray | None = None):
+        self.spec = spec
+        self._nonlin = NONLINEARITIES[spec.nonlin]
+        self.set_obstat(ob_mean, ob_std)
+        self.set_theta(theta)
+
+    def set_theta(self, theta: np.ndarray) -> None:
+        self.theta = np.asarray(theta, dtype=np.float32)
+        self._layers = self.spec.unflatten(self.theta)
+
+    def set_obstat(self, ob_mean: np.ndarray | None, ob_std: np.ndarray | None) -> None:
+        if self.spec.normalize_obs and ob_mean is not None:
+            self._ob_mean = np.asarray(ob_mean, np.float64)
+            self._ob_inv_std = 1.0 / np.asarray(ob_std, np.float64)
+        else:
+            self._ob_mean = None
+
+    def act(self, ob: np.ndarray) -> np.ndarray:
+        """The noise-free action for one observation."""
+        if self._ob_mean is not None:
+            x = np.clip((ob - self._ob_mean) * self._ob_inv_std, -5.0, 5.0).astype(np.float32)
+        else:
+            x = np.asarray(ob, dtype=np.float32)
+        last = len(self._layers) - 1
+        for k, (w, b) in enumerate(self._layers):
+            x = x @ w
+            x += b
+            if k < last:
+                x = self._nonlin(x)
+        if self.spec.ac_bins:
+            return self.spec.discrete_action(x)
+        return x

@@ -1,0 +1,272 @@
+"""The generation loop: broadcast, evaluate a share of the slots, gather, update on rank 0."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint, es, noise, runlog, slots
+from .config import Config, ConfigError
+from .parallel import World
+from .policy import Policy, PolicySpec
+from .rollout import episode_limit, make_env, resolve_env_id, run_slot
+
+
+def policy_spec(cfg: Config, env) -> PolicySpec:
+    space = env.action_space
+    bins = cfg.model.ac_bins if cfg.optimizations.discretize_actions else None
+    if bins and not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+        raise ConfigError("'optimizations.discretize_actions' needs a bounded action space; "
+                          f"{cfg.env_id} has bounds {space.low} .. {space.high}")
+    return PolicySpec(ob_dim=int(env.observation_space.shape[0]),
+                      ac_low=space.low.astype(np.float64), ac_high=space.high.astype(np.float64),
+                      hidden_dims=tuple(cfg.model.hidden_dims), nonlin=cfg.model.nonlin_type,
+                      ac_bins=bins, normalize_obs=cfg.optimizations.observation_normalization)
+
+
+@dataclass
+class Setup:
+    """What every rank needs to play slots, checked before any heavy work."""
+    env: object
+    spec: PolicySpec
+    limit: int
+
+
+def prepare(cfg: Config) -> Setup:
+    """Make the env and check the config against it. Raises ConfigError / EnvError."""
+    env = make_env(cfg.env_id)
+    spec = policy_spec(cfg, env)
+    limit = episode_limit(env, cfg.timestep_limit)
+    if limit is None:
+        raise ConfigError(f"'timestep_limit': {cfg.env_id} has no max_episode_steps; "
+                          f"set timestep_limit to cap episode length")
+    if cfg.noise_table.size < spec.num_params:
+        raise ConfigError(f"'noise_table.size': {cfg.noise_table.size} entries is smaller than "
+                          f"the policy's {spec.num_params} parameters")
+    return Setup(env, spec, limit)
+
+
+def initial_state(cfg: Config, spec: PolicySpec) -> checkpoint.TrainState:
+    theta = spec.init_theta(slots.init_generator(cfg.seed))
+    optimizer = None
+    if cfg.optimizations.neural_network_optimizer:
+        optimizer = es.make_optimizer(cfg.model.nn_optimizer, cfg.model.nn_optimizer_args,
+                                      theta.size)
+    return checkpoint.TrainState(theta=theta, optimizer=optimizer,
+                                 obstat=es.RunningStat.initial(spec.ob_dim))
+
+
+def build_noise_table(world: World, cfg: Config) -> noise.NoiseTable:
+    """One table per node in shared memory, its chunks filled round-robin by the node's ranks."""
+    size, seed = cfg.noise_table.size, cfg.noise_table.seed
+    table = world.node_shared_array(size, np.float32)
+    chunks = range(world.node_rank, noise.num_chunks(size), world.node_size)
+    noise.fill_chunks(table, seed, chunks)
+    world.node_barrier()
+    return noise.NoiseTable(table)
+
+
+def stop_reason(cfg: Config, state: checkpoint.TrainState) -> str | None:
+    stop = cfg.stop
+    if stop.generations is not None and state.generation >= stop.generations:
+        return f"reached stop.generations={stop.generations}"
+    if stop.timesteps is not None and state.timesteps_so_far >= stop.timesteps:
+        return f"reached stop.timesteps={stop.timesteps}"
+    if stop.seconds is not None and state.time_elapsed >= stop.seconds:
+        return f"reached stop.seconds={stop.seconds}"
+    return None
+
+
+class Outputs:
+    """Everything written to OUT_DIR. Only rank 0 writes; on other ranks each call does nothing."""
+
+    def __init__(self, cfg: Config, active: bool):
+        self.active = active
+        self.cfg = cfg
+        self.dir = Path(cfg.out_dir)
+        self.config_yaml = cfg.to_yaml()
+        self.log = None
+        if active:
+            (self.dir / "snapshots").mkdir(parents=True, exist_ok=True)
+            checkpoint.remove_stale_temps(self.dir)
+            checkpoint.remove_stale_temps(self.dir / "snapshots")
+            (self.dir / "config.yaml").write_text(self.config_yaml)
+            self.log = runlog.RunLog(self.dir / "log.csv")
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.dir / "checkpoint.h5"
+
+    def say(self, message: str) -> None:
+        if self.active:
+            print(message, flush=True)
+
+    def generation_done(self, state: checkpoint.TrainState, row: dict) -> None:
+        if not self.active:
+            return
+        self.log.append(row)
+        save = dict(env_id=self.cfg.env_id, config_yaml=self.config_yaml)
+        checkpoint.save(self.checkpoint_path, state, **save)
+        freq = self.cfg.snapshot_freq
+        if freq and state.generation % freq == 0:
+            path = self.dir / "snapshots" / f"snapshot_{state.generation:05d}.h5"
+            checkpoint.save(path, state, **save)
+        print(progress_line(row), flush=True)
+
+
+def progress_line(row: dict) -> str:
+    line = (f"gen {row['Generation']:>5} | return {row['GenRewMean']:9.2f} "
+            f"± {row['GenRewStd']:8.2f} (max {row['GenRewMax']:9.2f}) | len {row['GenLenMean']:7.1f}")
+    if row["EvalGenCount"]:
+        line += f" | eval {row['EvalGenRewardMean']:9.2f} ({row['EvalGenCount']})"
+    line += (f" | steps {row['TimestepsSoFar']:>10} | {row['TimeElapsedThisGen']:6.2f} s "
+             f"(rollout {row['TimeRolloutMax']:.2f}, comm {row['TimeComm']:.2f}, "
+             f"update {row['TimeUpdate']:.3f})")
+    return line
+
+
+class Trainer:
+    def __init__(self, cfg: Config, world: World, setup: Setup, table: noise.NoiseTable,
+                 state: checkpoint.TrainState, outputs: Outputs):
+        self.cfg, self.world, self.setup, self.table = cfg, world, setup, table
+        self.state, self.outputs = state, outputs
+        self.policy = Policy(setup.spec, state.theta)
+
+    # -- every rank ----------------------------------------------------------------------
+    def run(self) -> str:
+        """Train until a stop condition; returns why it stopped."""
+        while True:
+            decision = (stop_reason(self.cfg, self.state), self.state.generation)
+            reason, self.state.generation = self.world.bcast(
+                decision if self.world.is_root else None)
+            if reason is not None:
+                return reason
+            self.generation()
+
+    def generation(self) -> None:
+        world, state, cfg = self.world, self.state, self.cfg
+        t_start = time.perf_counter()
+        world.bcast_array(state.theta)
+        mean, std = world.bcast((state.obstat.mean, state.obstat.std) if world.is_root else None)
+        self.policy.set_obstat(mean, std)
+        t_bcast = time.perf_counter()
+        outcomes = self.play_share(state.generation, state.theta)
+        t_rollout = time.perf_counter()
+        gathered = world.gather((outcomes, t_rollout - t_bcast))
+        t_gather = time.perf_counter()
+        if world.is_root:
+            timing = {"rollout": [t for _, t in gathered],
+                      "comm": (t_bcast - t_start) + (t_gather - t_rollout),
+                      "start": t_start}
+            self.update([o for part, _ in gathered for o in part], timing,
+                        workers=sum(1 for part, _ in gathered if part))
+
+    def play_share(self, generation: int, theta: np.ndarray) -> list[slots.SlotOutcome]:
+        cfg, spec = self.cfg, self.setup.spec
+        n_train = cfg.train_slots
+        n_eval = slots.eval_slot_count(cfg.seed, generation, n_train, cfg.eval_prob)
+        obstat_prob = cfg.calc_obstat_prob if cfg.optimizations.observation_normalization else 0
+        outcomes = []
+        for index in range(self.world.rank, n_train + n_eval, self.world.size):
+            slot = slots.make_slot(
+                index, seed=cfg.seed, generation=generation, train_slots=n_train,
+                episodes_per_slot=cfg.episodes_per_slot, noise_size=self.table.size,
+                num_params=spec.num_params, obstat_prob=obstat_prob,
+                action_noise=cfg.model.ac_noise_std > 0)
+            vector = (self.table.get(slot.noise_index, spec.num_params)
+                      if slot.kind == slots.TRAIN else None)
+            outcomes.append(run_slot(slot, self.setup.env, self.policy, theta, vector,
+                                     noise_stdev=cfg.noise_stdev,
+                                     ac_noise_std=cfg.model.ac_noise_std,
+                                     limit=self.setup.limit))
+        return outcomes
+
+    # -- rank 0 ----------------------------------------------------------------------------
+    def update(self, outcomes: list[slots.SlotOutcome], timing: dict, workers: int) -> None:
+        cfg, state, spec = self.cfg, self.state, self.setup.spec
+        t0 = time.perf_counter()
+        data = slots.merge(outcomes, spec.ob_dim, cfg.episodes_per_slot)
+        processed = es.shape_returns(data.returns, data.signreturns,
+                                     fitness_shaping=cfg.optimizations.fitness_shaping,
+                                     mode=cfg.return_proc_mode)
+        g = es.es_gradient(processed, data.noise_indices,
+                           lambda i: self.table.get(i, spec.num_params), spec.num_params)
+        old_theta = state.theta.copy()
+        state.theta[:] = es.update_theta(
+            state.theta, g, optimizer=state.optimizer, learning_rate=cfg.learning_rate,
+            noise_stdev=cfg.noise_stdev, l2coeff=cfg.l2coeff,
+            weight_decay=cfg.optimizations.weight_decay)
+        if cfg.optimizations.observation_normalization and data.ob_count > 0:
+            state.obstat.increment(data.ob_sum, data.ob_sumsq, data.ob_count)
+        t_update = time.perf_counter() - t0
+
+        episodes = data.lengths.size + data.eval_lengths.size
+        timesteps = int(data.lengths.sum() + data.eval_lengths.sum())
+        state.generation += 1
+        state.episodes_so_far += episodes
+        state.timesteps_so_far += timesteps
+        elapsed_this_gen = time.perf_counter() - timing["start"]
+        state.time_elapsed += elapsed_this_gen
+        theta_norm = float(np.linalg.norm(old_theta))
+        row = generation_row(data, state, workers=workers, timing=timing, t_update=t_update,
+                             elapsed_this_gen=elapsed_this_gen,
+                             update_ratio=float(np.linalg.norm(state.theta - old_theta))
+                             / max(theta_norm, 1e-12),
+                             theta_norm=float(np.linalg.norm(state.theta)))
+        self.outputs.generation_done(state, row)
+
+
+def _mean(x: np.ndarray) -> float:
+    return float(np.mean(x)) if x.size else float("nan")
+
+
+def _std(x: np.ndarray) -> float:
+    return float(np.std(x)) if x.size else float("nan")
+
+
+def generation_row(data: slots.GenerationData, state: checkpoint.TrainState, *, workers: int,
+                   timing: dict, t_update: float, elapsed_this_gen: float, update_ratio: float,
+                   theta_norm: float) -> dict:
+    return {
+        "Generation": state.generation,
+        "GenRewMean": _mean(data.returns), "GenRewStd": _std(data.returns),
+        "GenLenMean": _mean(data.lengths),
+        "EvalGenRewardMean": _mean(data.eval_returns),
+        "EvalGenRewardStd": _std(data.eval_returns),
+        "EvalGenLengthMean": _mean(data.eval_lengths),
+        "EvalGenCount": int(data.eval_returns.size),
+        "EpisodesThisGen": int(data.lengths.size + data.eval_lengths.size),
+        "EpisodesSoFar": state.episodes_so_far,
+        "TimestepsThisGen": int(data.lengths.sum() + data.eval_lengths.sum()),
+        "TimestepsSoFar": state.timesteps_so_far,
+        "UniqueWorkers": workers, "ObCount": int(data.ob_count),
+        "TimeElapsedThisGen": round(elapsed_this_gen, 6),
+        "TimeElapsed": round(state.time_elapsed, 6),
+        "GenRewMax": float(np.max(data.returns)),
+        "UpdateRatio": update_ratio, "ThetaNorm": theta_norm,
+        "TimeRolloutMin": round(min(timing["rollout"]), 6),
+        "TimeRolloutMax": round(max(timing["rollout"]), 6),
+        "TimeComm": round(timing["comm"], 6), "TimeUpdate": round(t_update, 6),
+    }
+
+
+def run_training(cfg: Config, world: World, setup: Setup) -> str:
+    """Everything after the config and env checks passed on every rank."""
+    outputs = Outputs(cfg, active=world.is_root)
+    gym_id, note = resolve_env_id(cfg.env_id)
+    if note:
+        outputs.say(note)
+    t0 = time.perf_counter()
+    table = build_noise_table(world, cfg)
+    outputs.say(f"mpi_es: {gym_id} | {world.size} rank(s) on this job | "
+                f"{setup.spec.num_params} parameters | population {cfg.population_size} | "
+                f"noise table {table.size * 4 / 2**20:.0f} MiB per node, built in "
+                f"{time.perf_counter() - t0:.2f} s | out_dir {cfg.out_dir}")
+    state = initial_state(cfg, setup.spec)
+    trainer = Trainer(cfg, world, setup, table, state, outputs)
+    reason = trainer.run()
+    outputs.say(f"done: {reason}; {state.generation} generations, "
+                f"{state.timesteps_so_far} timesteps; checkpoint {outputs.checkpoint_path}")
+    return reason
