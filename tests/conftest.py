@@ -1,0 +1,60 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+MPI_TIMEOUT = 300
+
+
+def mpiexec_path() -> str:
+    local = Path(sys.executable).with_name("mpiexec")
+    found = str(local) if local.exists() else shutil.which("mpiexec")
+    if found is None:
+        pytest.fail("mpiexec not found: install the 'mpich' extra or a system MPI")
+    return found
+
+
+def run_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH")]))
+    env["MPIEXEC_TIMEOUT"] = str(MPI_TIMEOUT - 30)   # hydra kills the job before pytest gives up
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+def run_mpi(n: int, *args: str, timeout: float = MPI_TIMEOUT, module: bool = True):
+    """`mpiexec -n N python -m mpi_es ARGS` (or a script), for real."""
+    target = ["-m", "mpi_es", *args] if module else list(args)
+    cmd = [mpiexec_path(), "-n", str(n), sys.executable, *target]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=run_env(),
+                          cwd=REPO)
+
+
+def run_serial(*args: str, timeout: float = 120):
+    cmd = [sys.executable, "-m", "mpi_es", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=run_env(),
+                          cwd=REPO)
+
+
+def write_config(path: Path, **overrides) -> Path:
+    """A tiny, fast config (ToyReach from tests_envs), updated with overrides (nested dicts)."""
+    cfg = {
+        "env_id": "tests_envs:ToyReach-v0", "seed": 3, "out_dir": str(path.parent / "out"),
+        "population_size": 20, "noise_stdev": 0.05, "snapshot_freq": 2,
+        "calc_obstat_prob": 0.3, "eval_prob": 0.2,
+        "stop": {"generations": 4}, "noise_table": {"seed": 5, "size": 200_000},
+        "model": {"hidden_dims": [8], "ac_noise_std": 0.05, "nn_optimizer_args": {"stepsize": 0.05}},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key] = {**cfg[key], **value}
+        else:
+            cfg[key] = value
+    path.write_text(yaml.safe_dump(cfg))
+    return path

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+
+from mpi_es.policy import NONLINEARITIES, Policy, PolicySpec, normc
+
+
+def spec(**kw):
+    base = dict(ob_dim=5, ac_low=np.array([-1.0, -2.0]), ac_high=np.array([1.0, 2.0]),
+                hidden_dims=(8, 6), nonlin="tanh")
+    base.update(kw)
+    return PolicySpec(**base)
+
+
+def test_normc_columns_have_the_requested_norm():
+    w = normc(np.random.default_rng(0), (30, 7), 0.01)
+    np.testing.assert_allclose(np.linalg.norm(w, axis=0), 0.01, rtol=1e-5)
+
+
+def test_init_theta_layout():
+    s = spec()
+    theta = s.init_theta(np.random.default_rng(0))
+    assert theta.dtype == np.float32 and theta.shape == (5 * 8 + 8 + 8 * 6 + 6 + 6 * 2 + 2,)
+    layers = s.unflatten(theta)
+    assert [w.shape for w, _ in layers] == [(5, 8), (8, 6), (6, 2)]
+    for k, (w, b) in enumerate(layers):
+        std = 0.01 if k == 2 else 1.0
+        np.testing.assert_allclose(np.linalg.norm(w, axis=0), std, rtol=1e-5)
+        assert not b.any()
+
+
+def test_unflatten_gives_views_and_checks_size():
+    s = spec()
+    theta = np.zeros(s.num_params, np.float32)
+    w, _ = s.unflatten(theta)[0]
+    theta[0] = 3.0
+    assert w[0, 0] == 3.0
+    with pytest.raises(ValueError):
+        s.unflatten(np.zeros(s.num_params + 1, np.float32))
+
+
+def test_nonlinearities():
+    x = np.array([-1.0, 0.0, 2.0], np.float32)
+    np.testing.assert_allclose(NONLINEARITIES["relu"](x.copy()), [0, 0, 2])
+    np.testing.assert_allclose(NONLINEARITIES["lrelu"](x.copy()), [-0.2, 0, 2])
+    np.testing.assert_allclose(NONLINEARITIES["elu"](x.copy()), [np.exp(-1) - 1, 0, 2], rtol=1e-6)
+    np.testing.assert_allclose(NONLINEARITIES["tanh"](x.copy()), np.tanh(x))
+
+
+def identity_policy(**kw) -> Policy:
+    """A linear policy (no hidden layer) whose weights are the identity."""
+    s = PolicySpec(ob_dim=2, ac_low=np.array([-10.0, -10.0]), ac_high=np.array([10.0, 10.0]),
+                   hidden_dims=(), **kw)
+    theta = np.concatenate([np.eye(2, dtype=np.float32).ravel(), np.zeros(2, np.float32)])
+    return Policy(s, theta)
+
+
+def test_observation_normalization_clips_to_five():
+    p = identity_policy()
+    p.set_obstat(np.array([0.0, 1.0]), np.array([1.0, 0.5]))
+    np.testing.assert_allclose(p.act(np.array([100.0, 0.5])), [5.0, -1.0])
+    raw = identity_policy(normalize_obs=False)
+    raw.set_obstat(np.array([0.0, 1.0]), np.array([1.0, 0.5]))
+    np.testing.assert_allclose(raw.act(np.array([100.0, 0.5])), [100.0, 0.5])
+
+
+def test_discretized_actions_map_argmax_onto_bounds():
+    s = PolicySpec(ob_dim=3, ac_low=np.array([-1.0, 0.0]), ac_high=np.array([1.0, 4.0]),
+                   hidden_dims=(4,), ac_bins=5)
+    assert s.layer_shapes[-1] == (4, 10)
+    scores = np.zeros(10)
+    scores[0] = 1.0          # dimension 0 -> bin 0 -> low
+    scores[5 + 4] = 1.0      # dimension 1 -> bin 4 -> high
+    np.testing.assert_allclose(s.discrete_action(scores), [-1.0, 4.0])
+    scores = np.zeros(10)
+    scores[2] = 1.0          # middle bin -> midpoint
+    scores[5 + 1] = 1.0      # bin 1 of 5 over [0, 4] -> 1
+    np.testing.assert_allclose(s.discrete_action(scores), [0.0, 1.0])
+    p = Policy(s, s.init_theta(np.random.default_rng(0)))
+    action = p.act(np.ones(3))
+    assert round(float(action[0]), 6) in {-1.0, -0.5, 0.0, 0.5, 1.0}
+    assert round(float(action[1]), 6) in {0.0, 1.0, 2.0, 3.0, 4.0}

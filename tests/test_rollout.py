@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+
+from mpi_es import rollout
+from mpi_es.policy import Policy, PolicySpec
+from mpi_es.slots import make_slot
+
+
+def test_roboschool_ids_map_to_gymnasium_twins():
+    import gymnasium as gym
+    assert len(rollout.ROBOSCHOOL_TWINS) == 8
+    for old, twin in rollout.ROBOSCHOOL_TWINS.items():
+        gym_id, notice = rollout.resolve_env_id(old)
+        assert gym_id == twin and twin in gym.registry
+        assert old in notice and twin in notice and "\n" not in notice
+    assert rollout.resolve_env_id("Ant-v5") == ("Ant-v5", None)
+
+
+def test_module_prefix_imports_the_users_module():
+    env = rollout.make_env("tests_envs:ToyReach-v0")
+    assert env.observation_space.shape == (6,)
+
+
+def test_unknown_env_names_the_key_and_suggests():
+    with pytest.raises(rollout.EnvError) as err:
+        rollout.make_env("Antt-v5")
+    assert "'env_id'" in str(err.value) and "Ant-v5" in str(err.value)
+    with pytest.raises(rollout.EnvError, match="env_id"):
+        rollout.make_env("no_such_module_xyz:Foo-v0")
+
+
+def test_discrete_action_envs_are_refused():
+    with pytest.raises(rollout.EnvError, match="continuous"):
+        rollout.make_env("CartPole-v1")
+
+
+def toy_policy(env):
+    spec = PolicySpec(ob_dim=6, ac_low=env.action_space.low.astype(float),
+                      ac_high=env.action_space.high.astype(float), hidden_dims=(8,))
+    return Policy(spec, spec.init_theta(np.random.default_rng(0)) * 50)
+
+
+def test_episode_is_reproducible_from_its_seeds():
+    env = rollout.make_env("tests_envs:ToyReach-v0")
+    p = toy_policy(env)
+
+    def play(noise_seed=None, reset_seed=1):
+        rng = None if noise_seed is None else np.random.default_rng(noise_seed)
+        return rollout.run_episode(env, p, limit=30, reset_seed=reset_seed, action_noise=rng,
+                                   ac_noise_std=0.5, collect_obs=True)
+
+    a, b = play(), play()
+    assert (a.ret, a.length) == (b.ret, b.length)
+    np.testing.assert_array_equal(a.ob_sum, b.ob_sum)
+    assert play(noise_seed=3).ret == play(noise_seed=3).ret
+    assert play(noise_seed=3).ret != a.ret          # action noise changes the episode
+    assert play(reset_seed=2).ret != a.ret
+    assert a.length == 30 and a.ob_sum.shape == (6,)
+
+
+def test_mirrored_slot_plays_plus_and_minus_eps_and_eval_plays_theta():
+    env = rollout.make_env("tests_envs:ToyReach-v0")
+    p = toy_policy(env)
+    theta = p.theta.copy()
+    kw = dict(seed=0, generation=0, train_slots=1, episodes_per_slot=2, noise_size=1000,
+              num_params=theta.size, obstat_prob=1.0, action_noise=False)
+    eps = np.random.default_rng(5).standard_normal(theta.size).astype(np.float32)
+    train = rollout.run_slot(make_slot(0, **kw), env, p, theta, eps, noise_stdev=0.5,
+                             ac_noise_std=0.0, limit=30)
+    assert train.returns.shape == (2,) and train.returns[0] != train.returns[1]
+    assert train.ob_count == train.lengths.sum()
+    p.set_theta(theta + 0.5 * eps)
+    plus = rollout.run_episode(env, p, limit=30, reset_seed=make_slot(0, **kw).reset_seed)
+    assert plus.ret == train.returns[0]
+    evaluation = rollout.run_slot(make_slot(1, **kw), env, p, theta, None, noise_stdev=0.5,
+                                  ac_noise_std=0.3, limit=30)
+    assert evaluation.returns.shape == (1,) and evaluation.ob_count == 0
