@@ -18,7 +18,7 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_STOPPED = 75
 
-SUBCOMMANDS = ("train",)
+SUBCOMMANDS = ("train", "info")
 T = TypeVar("T")
 
 
@@ -53,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="KEY=VALUE",
                        help="override a config key, dotted, repeatable "
                             "(--set model.hidden_dims=[64,64])")
+    train.add_argument("--resume", default="auto", metavar="auto|never|PATH",
+                       help="auto (default): continue from OUT_DIR/checkpoint.h5 when it exists; "
+                            "never: refuse a non-empty out dir; PATH: start from that checkpoint "
+                            "or snapshot")
+    info = sub.add_parser("info", help="show what a checkpoint or snapshot holds")
+    info.add_argument("file", metavar="FILE.h5")
     return parser
 
 
@@ -83,23 +89,36 @@ def agreed(world, step: Callable[[], T]) -> T:
 
 def cmd_train(args, world) -> int:
     from . import config
+    from .resume import checkpoint_to_resume, load_for_resume
     from .train import prepare, run_training
     cfg = agreed(world, lambda: config.load(args.config, args.overrides, args.out_dir))
     setup = agreed(world, lambda: prepare(cfg))
-    agreed(world, lambda: check_out_dir(cfg))
-    run_training(cfg, world, setup)
+
+    def starting_state():
+        if not world.is_root:
+            return None
+        path = checkpoint_to_resume(cfg, args.resume)
+        if path is None:
+            return None
+        state, warnings = load_for_resume(path, cfg, setup.spec.num_params)
+        for line in warnings:
+            print(line, file=sys.stderr, flush=True)
+        print(f"resuming from {path} at generation {state.generation} "
+              f"({state.timesteps_so_far} timesteps so far)", flush=True)
+        return state
+
+    resumed = agreed(world, starting_state)
+    signalled = run_training(cfg, world, setup, resumed)
+    return EXIT_STOPPED if signalled else EXIT_OK
+
+
+def cmd_info(args, world) -> int:
+    from .info import describe
+    print(agreed(world, lambda: describe(args.file) if world.is_root else ""))
     return EXIT_OK
 
 
-def check_out_dir(cfg) -> None:
-    from pathlib import Path
-    existing = Path(cfg.out_dir) / "checkpoint.h5"
-    if existing.exists():
-        raise ConfigError(f"'out_dir': {cfg.out_dir} already holds a run ({existing}); "
-                          f"choose another --out-dir or move the old run away")
-
-
-COMMANDS = {"train": cmd_train}
+COMMANDS = {"train": cmd_train, "info": cmd_info}
 
 
 def main(argv: list[str] | None = None) -> int:

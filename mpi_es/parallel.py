@@ -52,6 +52,10 @@ class World:
     def barrier(self) -> None:
         self.comm.Barrier()
 
+    def any_true(self, flag: bool) -> bool:
+        """Collective: True on every rank when any rank passes True."""
+        return bool(self.comm.allreduce(bool(flag), op=_mpi().LOR))
+
     def first_error(self, error: str | None) -> tuple[int, str] | None:
         """Collective: (rank, message) of the lowest rank that reports an error, on every rank."""
         errors = self.comm.allgather(error)

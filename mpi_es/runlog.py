@@ -21,11 +21,25 @@ TIMING_COLUMNS = {"TimeElapsedThisGen", "TimeElapsed", "TimeRolloutMin", "TimeRo
 
 
 class RunLog:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, keep_through: int):
+        """Open the log, keeping only rows of generations <= keep_through.
+
+        A run killed after appending a row but before replacing its checkpoint resumes from the
+        previous generation; dropping the later rows keeps each generation in the log once.
+        """
         self.path = Path(path)
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            with open(self.path, "w", newline="") as fh:
-                csv.writer(fh).writerow(COLUMNS)
+        rows = read(self.path) if self.path.exists() and self.path.stat().st_size else []
+        kept = [r for r in rows if int(r["Generation"]) <= keep_through]
+        if rows and len(kept) == len(rows):
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(kept)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
 
     def append(self, row: dict) -> None:
         with open(self.path, "a", newline="") as fh:

@@ -10,6 +10,7 @@ import numpy as np
 from . import checkpoint, es, noise, runlog, slots
 from .config import Config, ConfigError
 from .parallel import World
+from .signals import StopRequest
 from .policy import Policy, PolicySpec
 from .rollout import episode_limit, make_env, resolve_env_id, run_slot
 
@@ -88,12 +89,22 @@ class Outputs:
         self.dir = Path(cfg.out_dir)
         self.config_yaml = cfg.to_yaml()
         self.log = None
-        if active:
-            (self.dir / "snapshots").mkdir(parents=True, exist_ok=True)
-            checkpoint.remove_stale_temps(self.dir)
-            checkpoint.remove_stale_temps(self.dir / "snapshots")
-            (self.dir / "config.yaml").write_text(self.config_yaml)
-            self.log = runlog.RunLog(self.dir / "log.csv")
+
+    def start(self, state: checkpoint.TrainState, fresh: bool) -> None:
+        """Prepare OUT_DIR; a fresh run gets its generation-0 checkpoint at once."""
+        if not self.active:
+            return
+        (self.dir / "snapshots").mkdir(parents=True, exist_ok=True)
+        checkpoint.remove_stale_temps(self.dir)
+        checkpoint.remove_stale_temps(self.dir / "snapshots")
+        (self.dir / "config.yaml").write_text(self.config_yaml)
+        self.log = runlog.RunLog(self.dir / "log.csv", keep_through=state.generation)
+        if fresh:
+            self.save_checkpoint(state)
+
+    def save_checkpoint(self, state: checkpoint.TrainState) -> None:
+        checkpoint.save(self.checkpoint_path, state, env_id=self.cfg.env_id,
+                        config_yaml=self.config_yaml)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -106,13 +117,14 @@ class Outputs:
     def generation_done(self, state: checkpoint.TrainState, row: dict) -> None:
         if not self.active:
             return
+        # Log row first, checkpoint last: a kill in between leaves a row the resume drops,
+        # never a checkpoint whose row is missing.
         self.log.append(row)
-        save = dict(env_id=self.cfg.env_id, config_yaml=self.config_yaml)
-        checkpoint.save(self.checkpoint_path, state, **save)
         freq = self.cfg.snapshot_freq
         if freq and state.generation % freq == 0:
             path = self.dir / "snapshots" / f"snapshot_{state.generation:05d}.h5"
-            checkpoint.save(path, state, **save)
+            checkpoint.save(path, state, env_id=self.cfg.env_id, config_yaml=self.config_yaml)
+        self.save_checkpoint(state)
         print(progress_line(row), flush=True)
 
 
@@ -135,15 +147,19 @@ class Trainer:
         self.policy = Policy(setup.spec, state.theta)
 
     # -- every rank ----------------------------------------------------------------------
-    def run(self) -> str:
-        """Train until a stop condition; returns why it stopped."""
-        while True:
-            decision = (stop_reason(self.cfg, self.state), self.state.generation)
-            reason, self.state.generation = self.world.bcast(
-                decision if self.world.is_root else None)
-            if reason is not None:
-                return reason
-            self.generation()
+    def run(self) -> tuple[str, bool]:
+        """Train until a stop condition or signal: (why it stopped, whether by a signal)."""
+        with StopRequest(verbose=self.world.is_root) as stop:
+            while True:
+                decision = (stop_reason(self.cfg, self.state), self.state.generation)
+                reason, self.state.generation = self.world.bcast(
+                    decision if self.world.is_root else None)
+                if reason is not None:
+                    return reason, False
+                # Every rank learns whether any rank was signalled: they stop together.
+                if self.world.any_true(stop.requested):
+                    return "stopped by a signal; resume with --resume auto", True
+                self.generation()
 
     def generation(self) -> None:
         world, state, cfg = self.world, self.state, self.cfg
@@ -252,8 +268,13 @@ def generation_row(data: slots.GenerationData, state: checkpoint.TrainState, *, 
     }
 
 
-def run_training(cfg: Config, world: World, setup: Setup) -> str:
-    """Everything after the config and env checks passed on every rank."""
+def run_training(cfg: Config, world: World, setup: Setup,
+                 resumed: checkpoint.TrainState | None) -> bool:
+    """Everything after the config, env and checkpoint checks passed on every rank.
+
+    `resumed` is the state to continue from (rank 0 only), or None for a fresh start.
+    Returns True when a signal stopped the run.
+    """
     outputs = Outputs(cfg, active=world.is_root)
     gym_id, note = resolve_env_id(cfg.env_id)
     if note:
@@ -264,9 +285,11 @@ def run_training(cfg: Config, world: World, setup: Setup) -> str:
                 f"{setup.spec.num_params} parameters | population {cfg.population_size} | "
                 f"noise table {table.size * 4 / 2**20:.0f} MiB per node, built in "
                 f"{time.perf_counter() - t0:.2f} s | out_dir {cfg.out_dir}")
-    state = initial_state(cfg, setup.spec)
+    state = resumed if resumed is not None else initial_state(cfg, setup.spec)
+    outputs.start(state, fresh=resumed is None)
     trainer = Trainer(cfg, world, setup, table, state, outputs)
-    reason = trainer.run()
-    outputs.say(f"done: {reason}; {state.generation} generations, "
-                f"{state.timesteps_so_far} timesteps; checkpoint {outputs.checkpoint_path}")
-    return reason
+    reason, signalled = trainer.run()
+    outputs.say(f"{'stopped' if signalled else 'done'}: {reason}; {state.generation} "
+                f"generations, {state.timesteps_so_far} timesteps; checkpoint "
+                f"{outputs.checkpoint_path}")
+    return signalled

@@ -58,3 +58,52 @@ def write_config(path: Path, **overrides) -> Path:
             cfg[key] = value
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def descendants(pid: int) -> list[int]:
+    """pid and every process below it (hydra gives each rank a session of its own)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def kill_job(pid: int, sig: int = 9) -> None:
+    """Deliver sig to mpiexec and every proxy and rank under it, as close to at once as we can."""
+    for p in descendants(pid):
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass
+
+
+def start_mpi(n: int, *args: str, extra_env: dict | None = None) -> subprocess.Popen:
+    cmd = [mpiexec_path(), "-n", str(n), sys.executable, "-m", "mpi_es", *args]
+    env = run_env()
+    env.update(extra_env or {})
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=REPO)
+
+
+def wait_for_line(proc: subprocess.Popen, fragment: str, timeout: float = 120) -> list[str]:
+    """Read stdout until a line contains fragment; returns the lines read."""
+    import time
+    lines, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if fragment in line:
+            return lines
+    raise AssertionError(f"never saw {fragment!r}; got {lines}")

@@ -95,15 +95,6 @@ def test_run_directory_layout(tmp_path):
     assert not list(out.glob("*.tmp-*"))
 
 
-def test_refuses_an_out_dir_that_holds_a_run(tmp_path):
-    cfg = write_config(tmp_path / "c.yaml", stop={"generations": 1})
-    assert run_mpi(1, str(cfg)).returncode == 0
-    before = (tmp_path / "out" / "log.csv").read_text()
-    proc = run_mpi(2, str(cfg))
-    assert proc.returncode == 2 and proc.stderr.count("already holds a run") == 1
-    assert (tmp_path / "out" / "log.csv").read_text() == before
-
-
 @pytest.mark.parametrize("problem, fragment", [
     ({"populaton_size": 20}, "did you mean 'population_size'"),
     ({"env_id": "NoSuchEnv-v3"}, "cannot make environment 'NoSuchEnv-v3'"),
