@@ -18,7 +18,7 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_STOPPED = 75
 
-SUBCOMMANDS = ("train", "info")
+SUBCOMMANDS = ("train", "check", "info")
 T = TypeVar("T")
 
 
@@ -47,12 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a policy (the default command)",
                            description="Train a policy. Launch under mpiexec/srun: every rank "
                                        "is a worker; rank 0 also updates and writes OUT_DIR.")
-    train.add_argument("config", metavar="CONFIG.yaml")
-    train.add_argument("--out-dir", metavar="DIR", help="override out_dir of the config")
-    train.add_argument("--set", dest="overrides", action="append", default=[],
-                       metavar="KEY=VALUE",
-                       help="override a config key, dotted, repeatable "
-                            "(--set model.hidden_dims=[64,64])")
+    check = sub.add_parser("check", help="validate a config and show what a job would do",
+                           description="Resolve and validate a config, make the env once and "
+                                       "print sizes, without training.")
+    for command in (train, check):
+        command.add_argument("config", metavar="CONFIG.yaml")
+        command.add_argument("--out-dir", metavar="DIR", help="override out_dir of the config")
+        command.add_argument("--set", dest="overrides", action="append", default=[],
+                             metavar="KEY=VALUE",
+                             help="override a config key, dotted, repeatable "
+                                  "(--set model.hidden_dims=[64,64])")
     train.add_argument("--resume", default="auto", metavar="auto|never|PATH",
                        help="auto (default): continue from OUT_DIR/checkpoint.h5 when it exists; "
                             "never: refuse a non-empty out dir; PATH: start from that checkpoint "
@@ -108,8 +112,25 @@ def cmd_train(args, world) -> int:
         return state
 
     resumed = agreed(world, starting_state)
-    signalled = run_training(cfg, world, setup, resumed)
+    try:
+        signalled = run_training(cfg, world, setup, resumed)
+    except ConfigError as exc:     # raised on every rank alike (start-up consistency check)
+        if world.is_root:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
     return EXIT_STOPPED if signalled else EXIT_OK
+
+
+def cmd_check(args, world) -> int:
+    from . import config
+    from .check import describe
+    from .train import prepare
+    cfg = agreed(world, lambda: config.load(args.config, args.overrides, args.out_dir))
+    setup = agreed(world, lambda: prepare(cfg))
+    if world.is_root:
+        print(describe(cfg, setup, world.size))
+        print("config OK")
+    return EXIT_OK
 
 
 def cmd_info(args, world) -> int:
@@ -118,7 +139,7 @@ def cmd_info(args, world) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"train": cmd_train, "info": cmd_info}
+COMMANDS = {"train": cmd_train, "check": cmd_check, "info": cmd_info}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
-        return COMMANDS[args.command](args, world)
+        status = COMMANDS[args.command](args, world)
     except UsageExit as exc:
-        return exc.status
-    finally:
-        world.free()
+        status = exc.status
+    # Not in a `finally`: freeing the shared window is collective, and a rank that is failing
+    # must reach the abort hook instead of waiting here for ranks that are not coming.
+    world.free()
+    return status

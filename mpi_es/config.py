@@ -136,6 +136,7 @@ class Config(_Section):
     l2coeff: NonNegativeFloat = 0.005
     eval_prob: Probability = 0.003
     timestep_limit: Optional[PositiveInt] = None
+    episode_timeout_s: Optional[PositiveFloat] = None
     stop: StopConfig = StopConfig()
     noise_table: NoiseTableConfig = NoiseTableConfig()
     optimizations: Optimizations = Optimizations()

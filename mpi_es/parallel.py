@@ -96,6 +96,19 @@ def world_size_hint() -> int:
     return 1
 
 
+def abort_job(message: str, code: int = 1) -> None:
+    """Print a rank-prefixed message and end the whole job, from any thread."""
+    MPI = _mpi()
+    rank = MPI.COMM_WORLD.Get_rank() if MPI.Is_initialized() else 0
+    prefix = f"[rank {rank}] "
+    sys.stderr.write("".join(prefix + line + "\n" for line in message.rstrip().splitlines()))
+    sys.stderr.flush()
+    sys.stdout.flush()
+    if MPI.Is_initialized() and not MPI.Is_finalized() and MPI.COMM_WORLD.Get_size() > 1:
+        MPI.COMM_WORLD.Abort(code)
+    os._exit(code)
+
+
 def install_abort_on_exception() -> None:
     """An uncaught exception on any rank prints once (rank-prefixed) and aborts the whole job.
 
@@ -105,14 +118,6 @@ def install_abort_on_exception() -> None:
         if issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
             sys.__excepthook__(exc_type, exc, tb)
             return
-        MPI = _mpi()
-        rank = MPI.COMM_WORLD.Get_rank() if MPI.Is_initialized() else 0
-        text = "".join(traceback.format_exception(exc_type, exc, tb))
-        prefix = f"[rank {rank}] "
-        sys.stderr.write("".join(prefix + line + "\n" for line in text.rstrip().splitlines()))
-        sys.stderr.flush()
-        if MPI.Is_initialized() and not MPI.Is_finalized() and MPI.COMM_WORLD.Get_size() > 1:
-            MPI.COMM_WORLD.Abort(1)
-        os._exit(1)
+        abort_job("".join(traceback.format_exception(exc_type, exc, tb)), 1)
 
     sys.excepthook = hook

@@ -9,7 +9,7 @@ from . import checkpoint
 from .config import Config, ConfigError
 
 # Keys that may differ between a checkpoint and the run resuming it: they do not change the math.
-HARMLESS_KEYS = ("stop", "snapshot_freq", "out_dir")
+HARMLESS_KEYS = ("stop", "snapshot_freq", "out_dir", "episode_timeout_s")
 
 
 def checkpoint_to_resume(cfg: Config, resume: str) -> Path | None:
@@ -62,7 +62,8 @@ def load_for_resume(path: Path, cfg: Config, num_params: int) -> tuple[checkpoin
     if differences:
         raise ConfigError(f"cannot resume from {path}: the config changes the training math\n  "
                           + "\n  ".join(differences)
-                          + "\n(only stop.*, snapshot_freq and out_dir may change on resume)")
+                          + "\n(only stop.*, snapshot_freq, out_dir and episode_timeout_s may "
+                            "change on resume)")
     if loaded.state.theta.size != num_params:
         raise ConfigError(f"{path}: /theta has {loaded.state.theta.size} parameters, "
                           f"the policy of this config has {num_params}")

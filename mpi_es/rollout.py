@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Callable, ContextManager
 
 import numpy as np
 
@@ -23,6 +25,10 @@ ROBOSCHOOL_TWINS = {
 
 class EnvError(Exception):
     """The environment cannot be made or is not one mpi_es can train."""
+
+
+class EpisodeFault(Exception):
+    """The environment produced something an ES update must never see (NaN, inf)."""
 
 
 def resolve_env_id(env_id: str) -> tuple[str, str | None]:
@@ -96,12 +102,16 @@ def run_episode(env, policy: Policy, *, limit: int, reset_seed: int,
     while t < limit:
         if noisy and t % NOISE_BLOCK == 0:
             noise_block = action_noise.standard_normal((NOISE_BLOCK, low.size)) * ac_noise_std
+        if not np.all(np.isfinite(ob)):
+            raise EpisodeFault(f"non-finite observation at step {t}: {ob}")
         if collect_obs:
             observations.append(ob)
         action = policy.act(ob)
         if noisy:
             action = action + noise_block[t % NOISE_BLOCK]
         ob, reward, terminated, truncated, _ = env.step(np.clip(action, low, high))
+        if not np.isfinite(reward):
+            raise EpisodeFault(f"non-finite reward {reward} at step {t + 1}")
         rewards[t] = reward
         t += 1
         if terminated or truncated:
@@ -116,20 +126,27 @@ def run_episode(env, policy: Policy, *, limit: int, reset_seed: int,
 
 
 def run_slot(slot: Slot, env, policy: Policy, theta: np.ndarray, noise_vector: np.ndarray | None,
-             *, noise_stdev: float, ac_noise_std: float, limit: int) -> SlotOutcome:
-    """Play a slot: +eps (and -eps when mirrored) for training, the plain theta for evaluation."""
+             *, noise_stdev: float, ac_noise_std: float, limit: int,
+             guard: Callable[[int], ContextManager] = lambda episode: nullcontext()
+             ) -> SlotOutcome:
+    """Play a slot: +eps (and -eps when mirrored) for training, the plain theta for evaluation.
+
+    `guard(episode)` wraps each episode (the trainer's wall-time watchdog).
+    """
     if noise_vector is None:
         thetas = [theta]
     else:
         scaled = np.float32(noise_stdev) * noise_vector
         thetas = [theta + scaled, theta - scaled][:slot.episodes]
     episodes = []
-    for params, collect, stream in zip(thetas, slot.collect_obs, slot.action_noise):
+    for k, (params, collect, stream) in enumerate(zip(thetas, slot.collect_obs,
+                                                       slot.action_noise)):
         policy.set_theta(params)
         rng = np.random.Generator(np.random.PCG64(stream)) if stream is not None else None
-        episodes.append(run_episode(env, policy, limit=limit, reset_seed=slot.reset_seed,
-                                    action_noise=rng, ac_noise_std=ac_noise_std,
-                                    collect_obs=collect))
+        with guard(k):
+            episodes.append(run_episode(env, policy, limit=limit, reset_seed=slot.reset_seed,
+                                        action_noise=rng, ac_noise_std=ac_noise_std,
+                                        collect_obs=collect))
     outcome = SlotOutcome(
         index=slot.index, kind=slot.kind, noise_index=slot.noise_index,
         returns=np.array([e.ret for e in episodes]),

@@ -7,12 +7,23 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, es, noise, runlog, slots
+from contextlib import nullcontext
+
+from . import checkpoint, consistency, es, noise, runlog, slots
 from .config import Config, ConfigError
-from .parallel import World
-from .signals import StopRequest
+from .parallel import World, abort_job
 from .policy import Policy, PolicySpec
 from .rollout import episode_limit, make_env, resolve_env_id, run_slot
+from .signals import StopRequest
+from .watchdog import Watchdog
+
+
+class SlotFailure(Exception):
+    """An episode slot failed; the message says where (env, generation, slot, rank)."""
+
+
+class NonFiniteState(Exception):
+    """theta or the optimizer state stopped being finite; nothing of it was written."""
 
 
 def policy_spec(cfg: Config, env) -> PolicySpec:
@@ -46,6 +57,9 @@ def prepare(cfg: Config) -> Setup:
     if cfg.noise_table.size < spec.num_params:
         raise ConfigError(f"'noise_table.size': {cfg.noise_table.size} entries is smaller than "
                           f"the policy's {spec.num_params} parameters")
+    problem = consistency.noise_memory_problem(cfg.noise_table.size * 4)
+    if problem:
+        raise ConfigError(problem)
     return Setup(env, spec, limit)
 
 
@@ -145,6 +159,17 @@ class Trainer:
         self.cfg, self.world, self.setup, self.table = cfg, world, setup, table
         self.state, self.outputs = state, outputs
         self.policy = Policy(setup.spec, state.theta)
+        self.watchdog = None
+        if cfg.episode_timeout_s is not None:
+            self.watchdog = Watchdog(cfg.episode_timeout_s, self._episode_timed_out)
+
+    def _episode_timed_out(self, what: str) -> None:
+        abort_job(f"error: {what} ran longer than episode_timeout_s="
+                  f"{self.cfg.episode_timeout_s} s; ending the job (the last checkpoint stays)")
+
+    def _where(self, generation: int, index: int) -> str:
+        return (f"{self.cfg.env_id}, generation {generation + 1}, slot {index}, "
+                f"rank {self.world.rank}")
 
     # -- every rank ----------------------------------------------------------------------
     def run(self) -> tuple[str, bool]:
@@ -193,10 +218,20 @@ class Trainer:
                 action_noise=cfg.model.ac_noise_std > 0)
             vector = (self.table.get(slot.noise_index, spec.num_params)
                       if slot.kind == slots.TRAIN else None)
-            outcomes.append(run_slot(slot, self.setup.env, self.policy, theta, vector,
-                                     noise_stdev=cfg.noise_stdev,
-                                     ac_noise_std=cfg.model.ac_noise_std,
-                                     limit=self.setup.limit))
+            where = self._where(generation, index)
+
+            def guard(episode: int, where=where):
+                if self.watchdog is None:
+                    return nullcontext()
+                return self.watchdog.watching(f"episode {episode} of {where}")
+
+            try:
+                outcomes.append(run_slot(slot, self.setup.env, self.policy, theta, vector,
+                                         noise_stdev=cfg.noise_stdev,
+                                         ac_noise_std=cfg.model.ac_noise_std,
+                                         limit=self.setup.limit, guard=guard))
+            except Exception as exc:
+                raise SlotFailure(f"{where}: {type(exc).__name__}: {exc}") from exc
         return outcomes
 
     # -- rank 0 ----------------------------------------------------------------------------
@@ -210,10 +245,12 @@ class Trainer:
         g = es.es_gradient(processed, data.noise_indices,
                            lambda i: self.table.get(i, spec.num_params), spec.num_params)
         old_theta = state.theta.copy()
-        state.theta[:] = es.update_theta(
+        new_theta = es.update_theta(
             state.theta, g, optimizer=state.optimizer, learning_rate=cfg.learning_rate,
             noise_stdev=cfg.noise_stdev, l2coeff=cfg.l2coeff,
             weight_decay=cfg.optimizations.weight_decay)
+        check_finite(new_theta, state.optimizer, generation=state.generation + 1)
+        state.theta[:] = new_theta
         if cfg.optimizations.observation_normalization and data.ob_count > 0:
             state.obstat.increment(data.ob_sum, data.ob_sumsq, data.ob_count)
         t_update = time.perf_counter() - t0
@@ -232,6 +269,18 @@ class Trainer:
                              / max(theta_norm, 1e-12),
                              theta_norm=float(np.linalg.norm(state.theta)))
         self.outputs.generation_done(state, row)
+
+
+def check_finite(theta: np.ndarray, optimizer, *, generation: int) -> None:
+    bad = [] if np.all(np.isfinite(theta)) else ["theta"]
+    if optimizer is not None:
+        bad += [f"optimizer {k}" for k, v in optimizer.state().items()
+                if isinstance(v, np.ndarray) and not np.all(np.isfinite(v))]
+    if bad:
+        raise NonFiniteState(f"generation {generation}: {' and '.join(bad)} became non-finite "
+                             f"(NaN or inf); stopping. The checkpoint on disk is generation "
+                             f"{generation - 1}, the last good one. Lower the step size "
+                             f"or turn on fitness_shaping.")
 
 
 def _mean(x: np.ndarray) -> float:
@@ -268,6 +317,15 @@ def generation_row(data: slots.GenerationData, state: checkpoint.TrainState, *, 
     }
 
 
+def verify_consistent(world: World, cfg: Config, table: noise.NoiseTable) -> None:
+    """Every rank must run the same config, noise table and library versions."""
+    mine = consistency.fingerprint(cfg.to_yaml(), table.noise, checkpoint.library_versions())
+    problems = consistency.mismatches(world.allgather(mine))
+    if problems:
+        raise ConfigError("the ranks of this job disagree (a node with a different install or "
+                          "config file?):\n  " + "\n  ".join(problems))
+
+
 def run_training(cfg: Config, world: World, setup: Setup,
                  resumed: checkpoint.TrainState | None) -> bool:
     """Everything after the config, env and checkpoint checks passed on every rank.
@@ -281,6 +339,7 @@ def run_training(cfg: Config, world: World, setup: Setup,
         outputs.say(note)
     t0 = time.perf_counter()
     table = build_noise_table(world, cfg)
+    verify_consistent(world, cfg, table)
     outputs.say(f"mpi_es: {gym_id} | {world.size} rank(s) on this job | "
                 f"{setup.spec.num_params} parameters | population {cfg.population_size} | "
                 f"noise table {table.size * 4 / 2**20:.0f} MiB per node, built in "

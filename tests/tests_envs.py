@@ -33,3 +33,51 @@ class ToyReach(gym.Env):
 
 gym.register("ToyReach-v0", entry_point=ToyReach, max_episode_steps=30)
 gym.register("ToyReachNoLimit-v0", entry_point=ToyReach)
+
+
+class Faulty(ToyReach):
+    """ToyReach that misbehaves on one rank, steered by environment variables:
+
+    FAULTY_MODE   raise | nan_obs | nan_reward | huge_reward | sleep | raise_init
+    FAULTY_RANK   the MPI rank that misbehaves (default 1)
+    FAULTY_AFTER  episodes this process plays normally first (default 0)
+    FAULTY_STEP   the step of the faulty episode at which it happens (default 3)
+    """
+
+    def __init__(self):
+        import os
+
+        from mpi4py import MPI
+        super().__init__()
+        self.mode = os.environ.get("FAULTY_MODE", "")
+        self.active = MPI.COMM_WORLD.Get_rank() == int(os.environ.get("FAULTY_RANK", "1"))
+        self.after = int(os.environ.get("FAULTY_AFTER", "0"))
+        self.at_step = int(os.environ.get("FAULTY_STEP", "3"))
+        self.episodes = 0
+        if self.active and self.mode == "raise_init":
+            raise RuntimeError("Faulty-v0 refuses to start on this rank")
+
+    def reset(self, *, seed=None, options=None):
+        self.episodes += 1
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        ob, reward, terminated, truncated, info = super().step(action)
+        if self.mode == "huge_reward":
+            reward = 1e38 * (1.0 + float(np.sum(action)))  # returns overflow float32
+        if not self.active or self.episodes <= self.after or self.t != self.at_step:
+            return ob, reward, terminated, truncated, info
+        if self.mode == "raise":
+            raise ValueError("Faulty-v0 step exploded")
+        if self.mode == "nan_obs":
+            ob = ob.copy()
+            ob[1] = np.nan
+        elif self.mode == "nan_reward":
+            reward = float("inf")
+        elif self.mode == "sleep":
+            import time
+            time.sleep(600)
+        return ob, reward, terminated, truncated, info
+
+
+gym.register("Faulty-v0", entry_point=Faulty, max_episode_steps=30)

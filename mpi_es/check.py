@@ -1,0 +1,55 @@
+"""`python -m mpi_es check CONFIG`: everything a job would verify, without training."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import checkpoint
+from .config import Config
+from .rollout import resolve_env_id
+from .train import Setup
+
+
+def describe(cfg: Config, setup: Setup, world_size: int) -> str:
+    spec = setup.spec
+    env = setup.env
+    gym_id, note = resolve_env_id(cfg.env_id)
+    layers = " -> ".join(str(d) for d in [spec.ob_dim, *spec.hidden_dims,
+                                           spec.layer_shapes[-1][1]])
+    expected_eval = cfg.eval_prob * cfg.train_slots
+    table_bytes = cfg.noise_table.size * 4
+    lines = ["resolved config:"]
+    lines += ["  " + line for line in cfg.to_yaml().rstrip().splitlines()]
+    lines += [
+        "",
+        f"environment:        {gym_id}" + (f"  ({note})" if note else ""),
+        f"observation size:   {spec.ob_dim}",
+        f"action size:        {spec.ac_dim}  (bounds {env.action_space.low.min():g} .. "
+        f"{env.action_space.high.max():g})",
+        f"episode limit:      {setup.limit} steps",
+        f"policy:             {layers} ({spec.nonlin}"
+        + (f", {spec.ac_bins} bins per action" if spec.ac_bins else "") + ")",
+        f"parameters:         {spec.num_params}",
+        f"noise table:        {cfg.noise_table.size} float32 = {table_bytes / 2**20:.1f} MiB "
+        f"per node (shared by the node's ranks)",
+        f"episodes/gen:       {cfg.population_size} training ({cfg.train_slots} noise vectors) "
+        f"+ {expected_eval:.2f} evaluation on average",
+        f"timesteps/gen:      at most {(cfg.population_size + expected_eval) * setup.limit:.0f}",
+        f"ranks (this launch): {world_size}; about {cfg.train_slots / world_size:.1f} "
+        f"noise vectors per rank per generation",
+        f"out_dir:            {cfg.out_dir} ({out_dir_status(cfg)})",
+    ]
+    return "\n".join(lines)
+
+
+def out_dir_status(cfg: Config) -> str:
+    out = Path(cfg.out_dir)
+    path = out / "checkpoint.h5"
+    if path.exists():
+        try:
+            generation = checkpoint.load(path).state.generation
+        except checkpoint.CheckpointError as exc:
+            return f"holds an unusable checkpoint: {exc}"
+        return f"--resume auto would continue from generation {generation}"
+    if out.exists() and any(out.iterdir()):
+        return "exists, no checkpoint: a run would start fresh"
+    return "new run"

@@ -1,0 +1,67 @@
+"""Start-up checks that every rank runs the same thing, and that the noise table fits."""
+from __future__ import annotations
+
+import hashlib
+import os
+import zlib
+
+import numpy as np
+
+
+def noise_checksum(table: np.ndarray) -> str:
+    """A cheap fingerprint of the table: size plus a CRC of about a million spread entries."""
+    stride = max(1, table.size // (1 << 20))
+    return f"{table.size}:{zlib.crc32(np.ascontiguousarray(table[::stride]).tobytes()):08x}"
+
+
+def fingerprint(config_yaml: str, table: np.ndarray, versions: dict[str, str]) -> dict[str, str]:
+    return {"resolved config": hashlib.sha256(config_yaml.encode()).hexdigest()[:16],
+            "noise table checksum": noise_checksum(table),
+            **{k.removesuffix("_version"): v for k, v in versions.items()}}
+
+
+def _ranks(ranks: list[int]) -> str:
+    return ("rank " if len(ranks) == 1 else "ranks ") + ",".join(map(str, ranks))
+
+
+def mismatches(per_rank: list[dict[str, str]]) -> list[str]:
+    """One line per key on which the ranks disagree, naming which ranks hold which value."""
+    lines = []
+    for key in per_rank[0]:
+        groups: dict[str, list[int]] = {}
+        for rank, values in enumerate(per_rank):
+            groups.setdefault(values.get(key, "<missing>"), []).append(rank)
+        if len(groups) > 1:
+            lines.append(f"{key}: " + "; ".join(f"{_ranks(r)} {v!r}" for v, r in groups.items()))
+    return lines
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def noise_memory_problem(table_bytes: int, ranks_on_node: int = 1,
+                         shm_dir: str = "/dev/shm") -> str | None:
+    """Why a node cannot hold the noise table, or None. Runs before any allocation."""
+    gib = 2**30
+    fix = ("reduce noise_table.size (each perturbation only needs as many entries as the policy "
+           "has parameters; 20-50 million is plenty for most policies)")
+    available = _meminfo_available()
+    if available is not None and table_bytes > 0.9 * available:
+        return (f"'noise_table.size': the table needs {table_bytes / gib:.2f} GiB per node but "
+                f"only {available / gib:.2f} GiB of memory is available on this node; {fix}")
+    if os.path.isdir(shm_dir):
+        st = os.statvfs(shm_dir)
+        free = st.f_bavail * st.f_frsize
+        if table_bytes > free:
+            return (f"'noise_table.size': the table needs {table_bytes / gib:.2f} GiB of shared "
+                    f"memory but {shm_dir} has {free / gib:.2f} GiB free (MPI puts shared "
+                    f"windows there); {fix}, or enlarge {shm_dir}")
+    return None

@@ -1,0 +1,145 @@
+"""Failures on one rank end the whole job quickly and keep the last good checkpoint."""
+import time
+
+import pytest
+
+from conftest import run_mpi, start_mpi, wait_for_line, write_config
+from mpi_es import checkpoint, runlog
+
+pytestmark = pytest.mark.mpi
+
+
+def faulty_run(tmp_path, n, mode, *, rank=1, after=20, extra=(), **cfg_overrides):
+    """Run Faulty-v0 (20 episodes per generation, 10 generations); returns (proc, seconds, out).
+
+    With 2-3 ranks a rank plays 6-10 episodes a generation, so after=20 faults in generation 3-4.
+    """
+    cfg_overrides = {"stop": {"generations": 10}, **cfg_overrides}
+    cfg = write_config(tmp_path / "c.yaml", env_id="tests_envs:Faulty-v0", eval_prob=0.0,
+                       **cfg_overrides)
+    out = tmp_path / "out"
+    env = {"FAULTY_MODE": mode, "FAULTY_RANK": str(rank), "FAULTY_AFTER": str(after)}
+    started = time.monotonic()
+    proc = start_mpi(n, str(cfg), "--out-dir", str(out), *extra, extra_env=env)
+    stdout, stderr = proc.communicate(timeout=120)
+    proc.stdout_text, proc.stderr_text = stdout, stderr
+    return proc, time.monotonic() - started, out
+
+
+def assert_last_good_checkpoint(out, stop=10):
+    loaded = checkpoint.load(out / "checkpoint.h5")
+    rows = runlog.read(out / "log.csv")
+    assert 0 < loaded.state.generation < stop
+    assert [int(r["Generation"]) for r in rows] == list(range(1, loaded.state.generation + 1))
+    return loaded.state.generation
+
+
+@pytest.mark.parametrize("n, rank", [(2, 1), (3, 2), (3, 0)])
+def test_exception_in_a_rollout_ends_the_job(tmp_path, n, rank):
+    proc, seconds, out = faulty_run(tmp_path, n, "raise", rank=rank)
+    err = proc.stderr_text
+    assert proc.returncode == 1, err
+    assert seconds < 30
+    assert f"[rank {rank}] ValueError: Faulty-v0 step exploded" in err
+    assert f"[rank {rank}] mpi_es.train.SlotFailure: tests_envs:Faulty-v0, generation" in err
+    assert f"rank {rank}: ValueError" in err
+    # the traceback is printed once, by the failing rank only
+    assert err.count(f"[rank {rank}] Traceback (most recent call last)") == 2  # cause + wrapper
+    assert "Traceback" not in err.replace(f"[rank {rank}] Traceback", "")
+    assert_last_good_checkpoint(out)
+
+
+@pytest.mark.parametrize("mode, n, text", [
+    ("nan_obs", 3, "EpisodeFault: non-finite observation at step 3"),
+    ("nan_reward", 2, "EpisodeFault: non-finite reward inf at step 3"),
+])
+def test_non_finite_env_output_fails_the_job_and_never_reaches_theta(tmp_path, mode, n, text):
+    proc, seconds, out = faulty_run(tmp_path, n, mode)
+    assert proc.returncode == 1 and seconds < 30
+    assert text in proc.stderr_text and "generation" in proc.stderr_text
+    generation = assert_last_good_checkpoint(out)
+    import numpy as np
+    state = checkpoint.load(out / "checkpoint.h5").state
+    assert np.all(np.isfinite(state.theta)) and np.all(np.isfinite(state.obstat.sum))
+    assert generation >= 1
+
+
+def test_exception_while_setting_up_on_one_rank(tmp_path):
+    proc, seconds, out = faulty_run(tmp_path, 3, "raise_init", rank=1)
+    assert proc.returncode == 1 and seconds < 20, proc.stderr_text
+    assert "[rank 1] RuntimeError: Faulty-v0 refuses to start on this rank" in proc.stderr_text
+    assert "[rank 0]" not in proc.stderr_text and "[rank 2]" not in proc.stderr_text
+    assert not out.exists()
+
+
+def test_stuck_episode_hits_episode_timeout(tmp_path):
+    proc, seconds, out = faulty_run(tmp_path, 2, "sleep", episode_timeout_s=2)
+    err = proc.stderr_text
+    assert proc.returncode == 1, err
+    assert "[rank 1] error: episode" in err and "ran longer than episode_timeout_s=2.0" in err
+    assert "tests_envs:Faulty-v0, generation" in err and ", slot " in err
+    assert seconds < 30
+    assert_last_good_checkpoint(out)
+
+
+def test_non_finite_theta_stops_before_anything_is_written(tmp_path):
+    proc, seconds, out = faulty_run(
+        tmp_path, 2, "huge_reward", after=10**6, stop={"generations": 10},
+        optimizations={"fitness_shaping": False, "neural_network_optimizer": False},
+        learning_rate=1.0)
+    err = proc.stderr_text
+    assert proc.returncode == 1 and seconds < 30, err
+    assert "[rank 0] mpi_es.train.NonFiniteState: generation 1: theta became non-finite" in err
+    assert checkpoint.load(out / "checkpoint.h5").state.generation == 0
+    assert runlog.read(out / "log.csv") == []
+
+
+def test_checkpoint_write_failure_on_rank_0(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", stop={"generations": 200}, snapshot_freq=1,
+                       population_size=200)
+    out = tmp_path / "out"
+    proc = start_mpi(3, str(cfg), "--out-dir", str(out))
+    wait_for_line(proc, "gen     1")
+    snapshots = out / "snapshots"
+    for p in snapshots.iterdir():
+        p.unlink()
+    snapshots.rmdir()
+    snapshots.write_text("a file where the snapshot directory was\n")
+    started = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert time.monotonic() - started < 15
+    assert "[rank 0] Traceback" in err and "snapshot_0000" in err
+    generation = checkpoint.load(out / "checkpoint.h5").state.generation
+    assert generation >= 1 and generation == len(runlog.read(out / "log.csv")) - 1
+
+
+def test_ranks_running_different_configs_are_refused(tmp_path):
+    a = write_config(tmp_path / "a.yaml")
+    b = tmp_path / "b.yaml"
+    b.write_text(a.read_text().replace("seed: 3", "seed: 4"))
+    from conftest import mpiexec_path, run_env
+    import subprocess
+    import sys
+    cmd = [mpiexec_path(), "-n", "1", sys.executable, "-m", "mpi_es", str(a), ":",
+           "-n", "1", sys.executable, "-m", "mpi_es", str(b)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=run_env())
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("the ranks of this job disagree") == 1
+    assert "resolved config: rank 0 '" in proc.stderr and "; rank 1 '" in proc.stderr
+    assert not (tmp_path / "out" / "checkpoint.h5").exists()
+
+
+def test_check_command(tmp_path):
+    proc = run_mpi(1, "check", "jobs/ant.yaml")
+    assert proc.returncode == 0, proc.stderr
+    for text in ("observation size:   105", "action size:        8", "parameters:         94984",
+                 "953.7 MiB per node", "episodes/gen:       300 training (150 noise vectors)",
+                 "config OK", "population_size: 300"):
+        assert text in proc.stdout
+    two = run_mpi(2, "check", "jobs/inverted_pendulum.yaml")
+    assert two.returncode == 0 and two.stdout.count("config OK") == 1
+    huge = run_mpi(2, "check", "jobs/ant.yaml", "--set", "noise_table.size=1e10")
+    assert huge.returncode == 2 and huge.stderr.count("needs 37.25 GiB per node") == 1
+    bad = run_mpi(1, "check", "jobs/ant.yaml", "--set", "model.nonlin_type=sigmoid")
+    assert bad.returncode == 2 and "'model.nonlin_type'" in bad.stderr
