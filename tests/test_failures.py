@@ -73,12 +73,13 @@ def test_exception_while_setting_up_on_one_rank(tmp_path):
 
 
 def test_stuck_episode_hits_episode_timeout(tmp_path):
-    proc, seconds, out = faulty_run(tmp_path, 2, "sleep", episode_timeout_s=2)
+    proc, seconds, out = faulty_run(tmp_path, 2, "sleep", episode_timeout_s=5)
     err = proc.stderr_text
     assert proc.returncode == 1, err
-    assert "[rank 1] error: episode" in err and "ran longer than episode_timeout_s=2.0" in err
-    assert "tests_envs:Faulty-v0, generation" in err and ", slot " in err
-    assert seconds < 30
+    assert "[rank 1] error: episode" in err, err
+    assert "ran longer than episode_timeout_s=5.0" in err, err
+    assert "tests_envs:Faulty-v0, generation" in err and ", slot " in err, err
+    assert seconds < 30, err
     assert_last_good_checkpoint(out)
 
 
