@@ -67,6 +67,9 @@ class Faulty(ToyReach):
             reward = 1e38 * (1.0 + float(np.sum(action)))  # returns overflow float32
         if not self.active or self.episodes <= self.after or self.t != self.at_step:
             return ob, reward, terminated, truncated, info
+        import sys
+        import time
+        print(f"FAULT_AT {time.time():.3f}", file=sys.stderr, flush=True)
         if self.mode == "raise":
             raise ValueError("Faulty-v0 step exploded")
         if self.mode == "nan_obs":
