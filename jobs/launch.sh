@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Shared by train.sbatch and sweep.sbatch: start mpi_es under srun (or mpiexec), pass SLURM's
+# warning / preemption signal on to the ranks, and requeue the job when they stop with exit 75.
+#   launch.sh CONFIG.yaml [mpi_es options...]
+set -u
+
+config=${1:?usage: launch.sh CONFIG.yaml [mpi_es options...]}
+shift
+launcher=${LAUNCHER:-srun}        # srun | mpiexec
+srun_mpi=${SRUN_MPI:-pmi2}        # srun's --mpi plugin; pmix for Open MPI built with PMIx
+python=${PYTHON:-python}
+
+# One rank per core: no BLAS or OpenMP threads on top.
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+
+case "$launcher" in
+    srun)    cmd=(srun --mpi="$srun_mpi" --kill-on-bad-exit=1 "$python" -m mpi_es train "$config" "$@") ;;
+    mpiexec) cmd=(mpiexec -n "${SLURM_NTASKS:-1}" "$python" -m mpi_es train "$config" "$@") ;;
+    *)       echo "LAUNCHER must be srun or mpiexec, not '$launcher'" >&2; exit 2 ;;
+esac
+
+echo "mpi_es: job ${SLURM_JOB_ID:-?} (restart ${SLURM_RESTART_COUNT:-0}) on ${SLURM_JOB_NODELIST:-$(hostname)}: ${cmd[*]}"
+
+# The launcher runs in the background so that this shell can take SLURM's signals
+# (--signal=B:USR1@..., preemption's SIGTERM) and forward them; srun and mpiexec pass them on
+# to every rank, which then finish the generation, checkpoint and exit 75.
+"${cmd[@]}" &
+child=$!
+forward() { echo "mpi_es: got SIG$1, asking the ranks to checkpoint and stop"; kill -s "$1" "$child" 2>/dev/null; }
+trap 'forward USR1' USR1
+trap 'forward TERM' TERM
+trap 'forward INT' INT
+
+wait "$child"
+status=$?
+while kill -0 "$child" 2>/dev/null; do      # a trapped signal interrupts `wait`: wait again
+    wait "$child"
+    status=$?
+done
+
+if [ "$status" -eq 75 ] && [ -n "${SLURM_JOB_ID:-}" ]; then
+    echo "mpi_es: stopped with a checkpoint (exit 75); requeueing job $SLURM_JOB_ID"
+    scontrol requeue "$SLURM_JOB_ID" || echo "mpi_es: requeue failed; resubmit to resume" >&2
+fi
+exit "$status"

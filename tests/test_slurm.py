@@ -1,0 +1,162 @@
+"""jobs/*.sbatch and jobs/chain.sh against a real one-node SLURM (.ci/slurm-cluster.sh start)."""
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO, run_env, run_mpi, write_config
+from mpi_es import checkpoint, runlog
+
+
+def _cluster_up() -> bool:
+    if shutil.which("sbatch") is None:
+        return False
+    probe = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
+    return probe.returncode == 0 and re.search(r"idle|mix|alloc", probe.stdout) is not None
+
+
+if not _cluster_up():
+    if os.environ.get("CI"):
+        pytest.fail("CI is set but no SLURM cluster answers: .ci/run must start one with "
+                    ".ci/slurm-cluster.sh start", pytrace=False)
+    pytest.skip("no SLURM here: run `bash .ci/slurm-cluster.sh start` (as root) to test the "
+                "job scripts", allow_module_level=True)
+
+pytestmark = pytest.mark.slurm
+
+
+def slurm_env(**extra) -> dict:
+    env = run_env()
+    env["MPI_ES_HOME"] = str(REPO)
+    env.update(extra)
+    return env
+
+
+def sbatch(*args, env=None) -> int:
+    proc = subprocess.run(["sbatch", "--parsable", *args], capture_output=True, text=True,
+                          cwd=REPO, env=env or slurm_env())
+    assert proc.returncode == 0, proc.stderr
+    return int(proc.stdout.strip().split(";")[0])
+
+
+def job_info(job: int) -> dict:
+    out = subprocess.run(["scontrol", "show", "job", str(job)], capture_output=True,
+                         text=True).stdout
+    return dict(re.findall(r"(\w+)=(\S*)", out))
+
+
+def wait_done(*jobs: int, timeout: float = 240) -> list[dict]:
+    """Wait until squeue lists none of the jobs (array tasks included); their final records."""
+    ids = ",".join(map(str, jobs))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        queued = subprocess.run(["squeue", "-h", "-j", ids], capture_output=True, text=True)
+        if queued.returncode == 0 and not queued.stdout.strip():
+            return [job_info(j) for j in jobs]
+        time.sleep(1)
+    raise AssertionError(f"jobs {jobs} did not finish: {[job_info(j) for j in jobs]}")
+
+
+def final_theta(out):
+    return checkpoint.load(out / "checkpoint.h5").state.theta
+
+
+def test_train_job_runs_to_the_end(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", stop={"generations": 5})
+    out = tmp_path / "run"
+    job = sbatch(f"--output={tmp_path}/job-%j.out", "jobs/train.sbatch", str(cfg),
+                 "--out-dir", str(out))
+    info, = wait_done(job)
+    text = (tmp_path / f"job-{job}.out").read_text()
+    assert info["JobState"] == "COMPLETED" and info["Restarts"] == "0", text
+    assert "2 rank(s) on this job" in text and "srun --mpi=pmi2" in text
+    assert [int(r["Generation"]) for r in runlog.read(out / "log.csv")] == [1, 2, 3, 4, 5]
+    assert checkpoint.load(out / "checkpoint.h5").state.generation == 5
+
+
+def test_warning_signal_checkpoints_requeues_and_resumes_exactly(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", stop={"generations": 10})
+    straight = tmp_path / "straight"
+    assert run_mpi(2, str(cfg), "--out-dir", str(straight)).returncode == 0
+    out = tmp_path / "run"
+    output = tmp_path / "job.out"
+    started = time.monotonic()
+    job = sbatch(f"--output={output}", "jobs/train.sbatch", str(cfg), "--out-dir", str(out),
+                 env=slurm_env(MPI_ES_TEST_CHECKPOINT_PAUSE="0.5"))
+    deadline = time.monotonic() + 120
+    while "gen     2" not in (output.read_text() if output.exists() else ""):
+        assert time.monotonic() < deadline, "job never reached generation 2"
+        time.sleep(0.2)
+    # what --signal=B:USR1@... does before the time limit
+    subprocess.run(["scancel", "--signal=USR1", "--batch", str(job)], check=True)
+    info, = wait_done(job)
+    seconds = time.monotonic() - started
+    text = output.read_text()
+    assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", text
+    assert "requeueing job" in text and "resuming from" in text
+    rows = runlog.read(out / "log.csv")
+    assert [int(r["Generation"]) for r in rows] == list(range(1, 11))
+    np.testing.assert_array_equal(final_theta(out), final_theta(straight))
+    print(f"preempt-requeue-resume took {seconds:.1f} s")
+
+
+def test_failed_job_is_not_requeued(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", population_size=7)      # odd: config error
+    output = tmp_path / "job.out"
+    job = sbatch(f"--output={output}", "jobs/train.sbatch", str(cfg), "--out-dir",
+                 str(tmp_path / "run"))
+    info, = wait_done(job)
+    assert info["JobState"] == "FAILED" and info["Restarts"] == "0"
+    assert info["ExitCode"].startswith("2:")
+    assert "must be even with mirrored sampling" in output.read_text()
+
+
+def test_sweep_over_two_seeds(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", stop={"generations": 3})
+    job = sbatch("--array=0-1", f"--output={tmp_path}/sweep-%A_%a.out", "jobs/sweep.sbatch",
+                 str(cfg), env=slurm_env(OUT_ROOT=str(tmp_path / "sweep"), SEED_BASE="10"))
+    wait_done(job)
+    tasks = [tmp_path / "sweep" / f"task_{i}" for i in (0, 1)]
+    for i, out in enumerate(tasks):
+        assert checkpoint.load(out / "checkpoint.h5").state.generation == 3
+        assert f"seed: {10 + i}" in (out / "config.yaml").read_text()
+        assert (tmp_path / f"sweep-{job}_{i}.out").exists()
+    assert not np.array_equal(final_theta(tasks[0]), final_theta(tasks[1]))
+
+
+def test_sweep_over_lines_of_overrides(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", stop={"generations": 2})
+    lines = tmp_path / "sweep.txt"
+    lines.write_text("--set noise_stdev=0.01\n--set noise_stdev=0.1 --set seed=5\n")
+    job = sbatch("--array=0-1", f"--output={tmp_path}/s-%A_%a.out", "jobs/sweep.sbatch", str(cfg),
+                 env=slurm_env(OUT_ROOT=str(tmp_path / "sw"), SWEEP_FILE=str(lines)))
+    wait_done(job)
+    first = (tmp_path / "sw" / "task_0" / "config.yaml").read_text()
+    second = (tmp_path / "sw" / "task_1" / "config.yaml").read_text()
+    assert "noise_stdev: 0.01" in first and "noise_stdev: 0.1\n" in second
+    assert "seed: 5" in second
+
+
+def test_chain_submits_dependent_singleton_jobs(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", stop={"generations": 3})
+    out = tmp_path / "run"
+    proc = subprocess.run(["bash", "jobs/chain.sh", str(cfg), "3", "--out-dir", str(out)],
+                          capture_output=True, text=True, cwd=REPO,
+                          env=slurm_env(JOB_NAME="chain-test", SBATCH_ARGS=f"--output={tmp_path}/c-%j.out"))
+    assert proc.returncode == 0, proc.stderr
+    jobs = [int(j) for j in re.findall(r"submitted job (\d+)", proc.stdout)]
+    assert len(jobs) == 3
+    infos = [job_info(j) for j in jobs]
+    assert all(i["JobName"] == "chain-test" for i in infos)
+    assert infos[0]["Dependency"] in ("singleton", "(null)")
+    for prev, info in zip(jobs, infos[1:]):
+        assert info["Dependency"].startswith(f"afterany:{prev}") and "singleton" in info["Dependency"]
+    finished = wait_done(*jobs)
+    assert all(i["JobState"] == "COMPLETED" for i in finished)
+    assert [int(r["Generation"]) for r in runlog.read(out / "log.csv")] == [1, 2, 3]
+    # the later jobs found the run finished and left it as it was
+    assert "reached stop.generations=3" in (tmp_path / f"c-{jobs[2]}.out").read_text()
