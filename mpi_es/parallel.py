@@ -78,6 +78,13 @@ class World:
     def node_barrier(self) -> None:
         self.node.Barrier()
 
+    # -- dynamic slot assignment -------------------------------------------------------------
+    def slot_counter(self) -> "SlotCounter":
+        """Collective: a job-wide counter ranks claim episode slots from."""
+        counter = SlotCounter(self)
+        self._windows.append(counter)
+        return counter
+
     # -- ending ------------------------------------------------------------------------------
     def abort(self, code: int = 1) -> None:
         self.comm.Abort(code)
@@ -86,6 +93,56 @@ class World:
         for win in self._windows:
             win.Free()
         self._windows.clear()
+
+
+class SlotCounter:
+    """The next unclaimed slot of the generation: an int64 on rank 0, fetch-and-add by any rank.
+
+    A rank that drew short episodes claims more slots, so no rank idles while another works
+    through a long tail. One passive-target epoch (Lock_all) stays open for the whole run: with
+    it a claim completes without rank 0 entering MPI (rank 0 is busy playing episodes too).
+    """
+
+    def __init__(self, world: World):
+        MPI = _mpi()
+        self._world = world
+        self._single = world.size == 1
+        self._next = 0
+        if self._single:
+            return
+        self._win = MPI.Win.Allocate(8 if world.is_root else 0, 8, comm=world.comm)
+        if world.is_root:
+            np.frombuffer(self._win.tomemory(), dtype=np.int64)[:] = 0
+        self._one = np.ones(1, np.int64)
+        self._got = np.zeros(1, np.int64)
+        world.barrier()
+        self._win.Lock_all()
+
+    def claim(self) -> int:
+        if self._single:
+            self._next += 1
+            return self._next - 1
+        self._win.Fetch_and_op(self._one, self._got, 0, 0, _mpi().SUM)
+        self._win.Flush(0)
+        return int(self._got[0])
+
+    def claims(self, total: int):
+        """Slot indices below total, as this rank claims them."""
+        while (index := self.claim()) < total:
+            yield index
+
+    def reset(self) -> None:
+        """Rank 0, once every rank is done claiming (after the gather, before the broadcast)."""
+        if self._single:
+            self._next = 0
+            return
+        self._win.Accumulate(np.zeros(1, np.int64), 0, op=_mpi().REPLACE)
+        self._win.Flush(0)
+
+    def Free(self) -> None:
+        if not self._single:
+            self._win.Unlock_all()
+            self._win.Free()
 
 
 def world_size_hint() -> int:

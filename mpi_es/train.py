@@ -159,6 +159,8 @@ class Trainer:
         self.cfg, self.world, self.setup, self.table = cfg, world, setup, table
         self.state, self.outputs = state, outputs
         self.policy = Policy(setup.spec, state.theta)
+        self.counter = world.slot_counter()
+        self.last_row: dict | None = None
         self.watchdog = None
         if cfg.episode_timeout_s is not None:
             self.watchdog = Watchdog(cfg.episode_timeout_s, self._episode_timed_out)
@@ -198,6 +200,7 @@ class Trainer:
         gathered = world.gather((outcomes, t_rollout - t_bcast))
         t_gather = time.perf_counter()
         if world.is_root:
+            self.counter.reset()
             timing = {"rollout": [t for _, t in gathered],
                       "comm": (t_bcast - t_start) + (t_gather - t_rollout),
                       "start": t_start}
@@ -210,7 +213,7 @@ class Trainer:
         n_eval = slots.eval_slot_count(cfg.seed, generation, n_train, cfg.eval_prob)
         obstat_prob = cfg.calc_obstat_prob if cfg.optimizations.observation_normalization else 0
         outcomes = []
-        for index in range(self.world.rank, n_train + n_eval, self.world.size):
+        for index in self.counter.claims(n_train + n_eval):
             slot = slots.make_slot(
                 index, seed=cfg.seed, generation=generation, train_slots=n_train,
                 episodes_per_slot=cfg.episodes_per_slot, noise_size=self.table.size,
@@ -268,6 +271,7 @@ class Trainer:
                              update_ratio=float(np.linalg.norm(state.theta - old_theta))
                              / max(theta_norm, 1e-12),
                              theta_norm=float(np.linalg.norm(state.theta)))
+        self.last_row = row
         self.outputs.generation_done(state, row)
 
 

@@ -48,7 +48,8 @@ def test_final_theta_is_bit_identical_for_1_2_and_3_ranks(tmp_path, variant):
     # the run really exercised evaluation episodes and observation statistics
     assert sum(int(r["EvalGenCount"]) for r in logs[0]) > 0
     assert float(states[0]["obstat/count"]) > 1
-    assert [r["UniqueWorkers"] for r in logs[2]] == ["3"] * 4
+    # slots are claimed dynamically: who ran what varies, the result does not
+    assert all(1 <= int(r["UniqueWorkers"]) <= 3 for r in logs[2])
 
 
 def test_inverted_pendulum_learns_on_two_ranks(tmp_path):
