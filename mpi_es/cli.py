@@ -18,7 +18,7 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_STOPPED = 75
 
-SUBCOMMANDS = ("train", "check", "info")
+SUBCOMMANDS = ("train", "check", "info", "bench")
 T = TypeVar("T")
 
 
@@ -50,7 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate a config and show what a job would do",
                            description="Resolve and validate a config, make the env once and "
                                        "print sizes, without training.")
-    for command in (train, check):
+    bench = sub.add_parser("bench", help="measure speed and overheads (run under mpiexec)",
+                           description="Measure raw env speed, ES speed, policy forward pass, "
+                                       "noise table build and memory, the split of a generation "
+                                       "and the update at scale. Writes nothing to out_dir.")
+    bench.add_argument("--generations", type=int, default=3, metavar="N",
+                       help="ES generations to time (default 3)")
+    bench.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    bench.add_argument("--no-keras", action="store_true",
+                       help="skip the Keras comparison even when TensorFlow is installed")
+    for command in (train, check, bench):
         command.add_argument("config", metavar="CONFIG.yaml")
         command.add_argument("--out-dir", metavar="DIR", help="override out_dir of the config")
         command.add_argument("--set", dest="overrides", action="append", default=[],
@@ -133,13 +142,28 @@ def cmd_check(args, world) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args, world) -> int:
+    from . import bench, config
+    from .train import prepare
+    if args.generations < 1:
+        if world.is_root:
+            print("error: --generations must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    cfg = agreed(world, lambda: config.load(args.config, args.overrides, args.out_dir))
+    setup = agreed(world, lambda: prepare(cfg))
+    result = bench.run(cfg, world, setup, generations=args.generations, keras=not args.no_keras)
+    if world.is_root:
+        bench.report(result, args.json)
+    return EXIT_OK
+
+
 def cmd_info(args, world) -> int:
     from .info import describe
     print(agreed(world, lambda: describe(args.file) if world.is_root else ""))
     return EXIT_OK
 
 
-COMMANDS = {"train": cmd_train, "check": cmd_check, "info": cmd_info}
+COMMANDS = {"train": cmd_train, "check": cmd_check, "info": cmd_info, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -161,6 +161,7 @@ class Trainer:
         self.policy = Policy(setup.spec, state.theta)
         self.counter = world.slot_counter()
         self.last_row: dict | None = None
+        self.last_rollout_times: list[float] = []
         self.watchdog = None
         if cfg.episode_timeout_s is not None:
             self.watchdog = Watchdog(cfg.episode_timeout_s, self._episode_timed_out)
@@ -201,6 +202,7 @@ class Trainer:
         t_gather = time.perf_counter()
         if world.is_root:
             self.counter.reset()
+            self.last_rollout_times = [t for _, t in gathered]
             timing = {"rollout": [t for _, t in gathered],
                       "comm": (t_bcast - t_start) + (t_gather - t_rollout),
                       "start": t_start}
