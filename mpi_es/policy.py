@@ -104,13 +104,18 @@ class Policy:
         if self.spec.normalize_obs and ob_mean is not None:
             self._ob_mean = np.asarray(ob_mean, np.float64)
             self._ob_inv_std = 1.0 / np.asarray(ob_std, np.float64)
+            self._ob_buffer = np.empty(self.spec.ob_dim, np.float64)
         else:
             self._ob_mean = None
 
     def act(self, ob: np.ndarray) -> np.ndarray:
         """The noise-free action for one observation."""
         if self._ob_mean is not None:
-            x = np.clip((ob - self._ob_mean) * self._ob_inv_std, -5.0, 5.0).astype(np.float32)
+            # clip((ob - mean) / std, -5, 5), in place: this runs once per env step
+            x = np.subtract(ob, self._ob_mean, out=self._ob_buffer)
+            x *= self._ob_inv_std
+            np.maximum(x, -5.0, out=x)
+            x = np.minimum(x, 5.0, out=x).astype(np.float32)
         else:
             x = np.asarray(ob, dtype=np.float32)
         last = len(self._layers) - 1

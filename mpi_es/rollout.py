@@ -102,14 +102,14 @@ def run_episode(env, policy: Policy, *, limit: int, reset_seed: int,
     while t < limit:
         if noisy and t % NOISE_BLOCK == 0:
             noise_block = action_noise.standard_normal((NOISE_BLOCK, low.size)) * ac_noise_std
-        if not np.all(np.isfinite(ob)):
+        if not np.isfinite(ob).all():
             raise EpisodeFault(f"non-finite observation at step {t}: {ob}")
         if collect_obs:
             observations.append(ob)
         action = policy.act(ob)
         if noisy:
             action = action + noise_block[t % NOISE_BLOCK]
-        ob, reward, terminated, truncated, _ = env.step(np.clip(action, low, high))
+        ob, reward, terminated, truncated, _ = env.step(np.minimum(np.maximum(action, low), high))
         if not np.isfinite(reward):
             raise EpisodeFault(f"non-finite reward {reward} at step {t + 1}")
         rewards[t] = reward
