@@ -165,7 +165,7 @@ def format_table(r: dict) -> str:
         f"  ES env steps/s per rank                     {r['es_env_steps_per_s']:12.0f}"
         f"   (overhead {r['overhead']:.1%})",
         f"  policy forward (NumPy)                      {r['policy_forward_us']:12.1f} us",
-        f"  policy forward (Keras predict_on_batch)     "
+        "  policy forward (Keras predict_on_batch)     "
         + (f"{keras:12.1f} us   ({ratio(keras, r['policy_forward_us'])} slower)" if keras
            else "         n/a   (TensorFlow not installed)"),
         f"  noise table: {r['noise_table_bytes'] / 2**20:.0f} MiB built in "

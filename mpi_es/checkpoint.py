@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,6 @@ class TrainState:
     timesteps_so_far: int = 0
     episodes_so_far: int = 0
     time_elapsed: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 def library_versions() -> dict[str, str]:

@@ -14,7 +14,6 @@ from typing import Callable, TypeVar  # noqa: E402
 from .config import ConfigError  # noqa: E402
 
 EXIT_OK = 0
-EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_STOPPED = 75
 

@@ -86,9 +86,6 @@ class World:
         return counter
 
     # -- ending ------------------------------------------------------------------------------
-    def abort(self, code: int = 1) -> None:
-        self.comm.Abort(code)
-
     def free(self) -> None:
         for win in self._windows:
             win.Free()
@@ -143,14 +140,6 @@ class SlotCounter:
         if not self._single:
             self._win.Unlock_all()
             self._win.Free()
-
-
-def world_size_hint() -> int:
-    """The world size without initializing MPI (from the launcher's environment), else 1."""
-    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS", "PMIX_SIZE"):
-        if os.environ.get(var, "").isdigit():
-            return int(os.environ[var])
-    return 1
 
 
 def abort_job(message: str, code: int = 1) -> None:

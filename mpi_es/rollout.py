@@ -1,7 +1,6 @@
 """Environments and episodes."""
 from __future__ import annotations
 
-import sys
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, ContextManager
@@ -160,6 +159,3 @@ def run_slot(slot: Slot, env, policy: Policy, theta: np.ndarray, noise_vector: n
         outcome.ob_count = sum(e.length for e in collected)
     return outcome
 
-
-def notice(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)

@@ -190,7 +190,7 @@ class Trainer:
                 self.generation()
 
     def generation(self) -> None:
-        world, state, cfg = self.world, self.state, self.cfg
+        world, state = self.world, self.state
         t_start = time.perf_counter()
         world.bcast_array(state.theta)
         mean, std = world.bcast((state.obstat.mean, state.obstat.std) if world.is_root else None)

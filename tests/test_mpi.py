@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import REPO, run_mpi, write_config
+from conftest import run_mpi, write_config
 from mpi_es import noise, runlog
 
 pytestmark = pytest.mark.mpi

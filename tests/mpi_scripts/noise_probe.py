@@ -3,7 +3,6 @@ import hashlib
 import json
 import sys
 
-import numpy as np
 
 from mpi_es.config import validate
 from mpi_es.memory import mapping_of
