@@ -17,7 +17,7 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_STOPPED = 75
 
-SUBCOMMANDS = ("train", "check", "info", "bench")
+SUBCOMMANDS = ("train", "check", "info", "bench", "evaluate", "plot", "export")
 T = TypeVar("T")
 
 
@@ -69,6 +69,29 @@ def build_parser() -> argparse.ArgumentParser:
                        help="auto (default): continue from OUT_DIR/checkpoint.h5 when it exists; "
                             "never: refuse a non-empty out dir; PATH: start from that checkpoint "
                             "or snapshot")
+    evaluate = sub.add_parser("evaluate", help="play the noise-free policy of a snapshot",
+                              description="Play the noise-free policy of a checkpoint or snapshot "
+                                          "(in parallel under mpiexec) and report returns.")
+    evaluate.add_argument("file", metavar="SNAPSHOT.h5")
+    evaluate.add_argument("--episodes", type=int, default=10, metavar="N", help="default 10")
+    evaluate.add_argument("--seed", type=int, default=0, metavar="S",
+                          help="episode i starts from a reset seed derived from (S, i)")
+    evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
+    evaluate.add_argument("--video", metavar="PATH", help="render episodes to PATH (.mp4 or .gif)")
+    evaluate.add_argument("--video-episodes", type=int, default=1, metavar="K",
+                          help="episodes in the video (the first K of the evaluation)")
+    evaluate.add_argument("--fps", type=int, default=30)
+    evaluate.add_argument("--width", type=int, default=480)
+    evaluate.add_argument("--height", type=int, default=360)
+    plot = sub.add_parser("plot", help="learning curves from the log.csv of runs")
+    plot.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    plot.add_argument("-o", "--output", default="curve.png", metavar="PNG")
+    plot.add_argument("--x", choices=("generation", "timesteps", "seconds"),
+                      default="generation")
+    plot.add_argument("--title")
+    export = sub.add_parser("export", help="save a snapshot's policy as a Keras model")
+    export.add_argument("file", metavar="SNAPSHOT.h5")
+    export.add_argument("-o", "--output", required=True, metavar="MODEL.keras")
     info = sub.add_parser("info", help="show what a checkpoint or snapshot holds")
     info.add_argument("file", metavar="FILE.h5")
     return parser
@@ -156,13 +179,58 @@ def cmd_bench(args, world) -> int:
     return EXIT_OK
 
 
+def cmd_evaluate(args, world) -> int:
+    from . import evaluate
+
+    def checked():
+        if args.episodes < 1 or args.video_episodes < 1 or args.fps < 1:
+            raise ConfigError("--episodes, --video-episodes and --fps must be at least 1")
+        if args.video:
+            evaluate.check_video_path(args.video)
+        return evaluate.load_snapshot(args.file)
+
+    snapshot = agreed(world, checked)
+    evaluate.run(snapshot, args, world)
+    return EXIT_OK
+
+
+def cmd_plot(args, world) -> int:
+    from .plot import plot
+    out = agreed(world, lambda: plot(args.runs, args.output, args.x, args.title)
+                 if world.is_root else None)
+    if world.is_root:
+        print(f"wrote {out}")
+    return EXIT_OK
+
+
+def cmd_export(args, world) -> int:
+    from . import evaluate, export
+
+    def saved():
+        if not world.is_root:
+            return None
+        snapshot = evaluate.load_snapshot(args.file)
+        return snapshot, export.export(snapshot, args.output)
+
+    result = agreed(world, saved)
+    if world.is_root:
+        snapshot, out = result
+        model = export._keras().saving.load_model(out)
+        diff = export.max_action_difference(snapshot, model,
+                                            export.sample_observations(snapshot))
+        print(f"wrote {out}: {model.count_params()} parameters; reloaded, its actions differ "
+              f"from the NumPy policy's by at most {diff:.2e} over 100 observations")
+    return EXIT_OK
+
+
 def cmd_info(args, world) -> int:
     from .info import describe
     print(agreed(world, lambda: describe(args.file) if world.is_root else ""))
     return EXIT_OK
 
 
-COMMANDS = {"train": cmd_train, "check": cmd_check, "info": cmd_info, "bench": cmd_bench}
+COMMANDS = {"train": cmd_train, "check": cmd_check, "info": cmd_info, "bench": cmd_bench,
+            "evaluate": cmd_evaluate, "plot": cmd_plot, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

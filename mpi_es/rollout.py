@@ -39,14 +39,14 @@ def resolve_env_id(env_id: str) -> tuple[str, str | None]:
                   f"training its Gymnasium MuJoCo twin {twin} instead")
 
 
-def make_env(env_id: str):
+def make_env(env_id: str, **kwargs):
     """gym.make with errors turned into one EnvError that names the id and close matches."""
     import difflib
 
     import gymnasium as gym
     gym_id, _ = resolve_env_id(env_id)
     try:
-        env = gym.make(gym_id)
+        env = gym.make(gym_id, **kwargs)
     except gym.error.Error as exc:
         known = [k for k in gym.registry if ":" not in k]
         close = difflib.get_close_matches(gym_id.split(":")[-1], known, n=3, cutoff=0.6)
@@ -90,10 +90,13 @@ NOISE_BLOCK = 256
 
 def run_episode(env, policy: Policy, *, limit: int, reset_seed: int,
                 action_noise: np.random.Generator | None = None, ac_noise_std: float = 0.0,
-                collect_obs: bool = False) -> Episode:
+                collect_obs: bool = False, frames: list | None = None) -> Episode:
+    """One episode. `frames`, when given, receives env.render() after the reset and each step."""
     low = env.action_space.low
     high = env.action_space.high
     ob, _ = env.reset(seed=reset_seed)
+    if frames is not None:
+        frames.append(env.render())
     rewards = np.empty(limit, dtype=np.float64)
     observations = [] if collect_obs else None
     noisy = action_noise is not None and ac_noise_std > 0
@@ -113,6 +116,8 @@ def run_episode(env, policy: Policy, *, limit: int, reset_seed: int,
             raise EpisodeFault(f"non-finite reward {reward} at step {t + 1}")
         rewards[t] = reward
         t += 1
+        if frames is not None:
+            frames.append(env.render())
         if terminated or truncated:
             break
     rewards = rewards[:t]

@@ -1,0 +1,124 @@
+"""`python -m mpi_es evaluate SNAPSHOT.h5`: the noise-free policy of a checkpoint, played again."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from . import checkpoint, config, slots
+from .config import ConfigError
+from .policy import Policy
+from .rollout import episode_limit, make_env, run_episode
+from .train import policy_spec
+
+VIDEO_SUFFIXES = (".mp4", ".gif")
+
+
+@dataclass
+class Snapshot:
+    cfg: config.Config
+    policy: Policy
+    generation: int
+
+
+def load_snapshot(path: str | Path) -> Snapshot:
+    """The config and noise-free policy stored in a checkpoint or snapshot."""
+    loaded = checkpoint.load(path)
+    cfg = config.validate(yaml.safe_load(str(loaded.attrs["config"])),
+                          source=f"{path} (stored config)")
+    env = make_env(cfg.env_id)
+    spec = policy_spec(cfg, env)
+    env.close()
+    if spec.num_params != loaded.state.theta.size:
+        raise checkpoint.CheckpointError(f"{path}: /theta has {loaded.state.theta.size} "
+                                         f"parameters, its config's policy has {spec.num_params}")
+    stat = loaded.state.obstat
+    policy = Policy(spec, loaded.state.theta, stat.mean, stat.std)
+    return Snapshot(cfg, policy, loaded.state.generation)
+
+
+def episode_seed(seed: int, episode: int) -> int:
+    return int(slots.generator(seed, 3, episode).integers(0, 2**31 - 1))
+
+
+def play(snapshot: Snapshot, episodes: list[int], seed: int, env=None,
+         frames: list | None = None) -> list[tuple[int, float, int]]:
+    """(episode, return, length) for each episode index, without action noise."""
+    own = env is None
+    env = env or make_env(snapshot.cfg.env_id)
+    limit = episode_limit(env, snapshot.cfg.timestep_limit)
+    results = []
+    for i in episodes:
+        ep = run_episode(env, snapshot.policy, limit=limit, reset_seed=episode_seed(seed, i),
+                         frames=frames)
+        results.append((i, ep.ret, ep.length))
+    if own:
+        env.close()
+    return results
+
+
+def summary(results: list[tuple[int, float, int]], path: str, generation: int) -> dict:
+    returns = np.array([r for _, r, _ in sorted(results)])
+    lengths = np.array([n for _, _, n in sorted(results)])
+    return {"file": str(path), "generation": generation, "episodes": int(returns.size),
+            "return_mean": float(returns.mean()), "return_std": float(returns.std()),
+            "return_min": float(returns.min()), "return_max": float(returns.max()),
+            "length_mean": float(lengths.mean()), "length_min": int(lengths.min()),
+            "length_max": int(lengths.max()), "returns": returns.tolist()}
+
+
+def format_summary(s: dict) -> str:
+    return (f"{s['file']} (generation {s['generation']}): {s['episodes']} episodes\n"
+            f"  return  mean {s['return_mean']:.2f}  std {s['return_std']:.2f}  "
+            f"min {s['return_min']:.2f}  max {s['return_max']:.2f}\n"
+            f"  length  mean {s['length_mean']:.1f}  min {s['length_min']}  "
+            f"max {s['length_max']}")
+
+
+def check_video_path(path: str) -> None:
+    if not path.lower().endswith(VIDEO_SUFFIXES):
+        raise ConfigError(f"--video {path}: the file name must end in .mp4 or .gif")
+
+
+def record_video(snapshot: Snapshot, path: str, *, episodes: int, seed: int, fps: int,
+                 width: int, height: int) -> int:
+    """Render `episodes` episodes offscreen (MuJoCo rgb_array) into an .mp4 or .gif; frames."""
+    if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+        os.environ["MUJOCO_GL"] = "osmesa"          # no screen: software rendering
+    if os.environ.get("MUJOCO_GL") == "osmesa":
+        os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+    import imageio.v2 as imageio
+    env = make_env(snapshot.cfg.env_id, render_mode="rgb_array", width=width, height=height)
+    frames: list = []
+    try:
+        play(snapshot, list(range(episodes)), seed, env=env, frames=frames)
+    finally:
+        env.close()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if path.lower().endswith(".gif"):
+        imageio.mimsave(path, frames, duration=1000 / fps, loop=0)
+    else:
+        imageio.mimsave(path, frames, fps=fps, macro_block_size=1)
+    return len(frames)
+
+
+def run(snapshot: Snapshot, args, world) -> dict | None:
+    """Every rank plays its share of the episodes; rank 0 gathers, prints and renders."""
+    mine = list(range(world.rank, args.episodes, world.size))
+    gathered = world.gather(play(snapshot, mine, args.seed))
+    if not world.is_root:
+        return None
+    result = summary([r for part in gathered for r in part], args.file, snapshot.generation)
+    if args.video:
+        frames = record_video(snapshot, args.video, episodes=args.video_episodes,
+                              seed=args.seed, fps=args.fps, width=args.width,
+                              height=args.height)
+        result["video"] = {"path": args.video, "frames": frames}
+    print(json.dumps(result, indent=2) if args.json else format_summary(result)
+          + (f"\n  video   {args.video} ({result['video']['frames']} frames)"
+             if args.video else ""))
+    return result

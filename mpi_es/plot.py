@@ -1,0 +1,58 @@
+"""`python -m mpi_es plot RUN_DIR ...`: learning curves from log.csv (needs the `plot` extra)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import runlog
+from .config import ConfigError
+
+X_AXES = {"generation": ("Generation", "generation"),
+          "timesteps": ("TimestepsSoFar", "environment steps"),
+          "seconds": ("TimeElapsed", "training time (s)")}
+
+
+def read_run(run_dir: str) -> dict[str, np.ndarray]:
+    path = Path(run_dir) / "log.csv"
+    if not path.exists():
+        raise ConfigError(f"{run_dir}: no log.csv (is this an mpi_es out dir?)")
+    rows = runlog.read(path)
+    if not rows:
+        raise ConfigError(f"{path}: no generations logged yet")
+    return {key: np.array([float(r[key]) if r[key] not in ("", "nan") else np.nan
+                           for r in rows])
+            for key in ("Generation", "TimestepsSoFar", "TimeElapsed", "GenRewMean",
+                        "GenRewStd", "EvalGenRewardMean")}
+
+
+def plot(run_dirs: list[str], output: str, x_axis: str = "generation",
+         title: str | None = None) -> Path:
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigError("plot needs matplotlib: pip install -e \".[plot]\"") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    column, label = X_AXES[x_axis]
+    runs = [(Path(d).resolve().name, read_run(d)) for d in run_dirs]
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    for name, run in runs:
+        x, mean, std = run[column], run["GenRewMean"], run["GenRewStd"]
+        line, = ax.plot(x, mean, label=f"{name} (population mean)")
+        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
+        evals = ~np.isnan(run["EvalGenRewardMean"])
+        if evals.any():
+            ax.scatter(x[evals], run["EvalGenRewardMean"][evals], s=14, color=line.get_color(),
+                       edgecolor="black", linewidth=0.4, zorder=3, label=f"{name} (evaluation)")
+    ax.set_xlabel(label)
+    ax.set_ylabel("episode return")
+    ax.set_title(title or "mpi_es learning curve" + ("s" if len(runs) > 1 else ""))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out

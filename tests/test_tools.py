@@ -1,0 +1,127 @@
+"""evaluate, video, plot and Keras export, run as a user would."""
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import run_mpi, run_serial, write_config
+
+pytestmark = pytest.mark.mpi
+
+
+def needs(module: str, why: str):
+    """Skip without `module`, except in CI, where every tool must be tested."""
+    missing = importlib.util.find_spec(module) is None and not os.environ.get("CI")
+    return pytest.mark.skipif(missing, reason=f"{module} not installed ({why})")
+
+
+def osmesa_missing() -> bool:
+    import ctypes.util
+    return ctypes.util.find_library("OSMesa") is None
+
+
+@pytest.fixture(scope="module")
+def pendulum_run(tmp_path_factory):
+    """A few generations of InvertedPendulum: snapshots with observation statistics."""
+    base = tmp_path_factory.mktemp("ip")
+    out = base / "run"
+    proc = run_mpi(2, "jobs/inverted_pendulum.yaml", "--out-dir", str(out),
+                   "--set", "stop.generations=6", "--set", "snapshot_freq=3")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_evaluate_serial_and_parallel_agree(pendulum_run):
+    snap = pendulum_run / "snapshots" / "snapshot_00006.h5"
+    serial = run_serial("evaluate", str(snap), "--episodes", "5", "--seed", "3", "--json")
+    assert serial.returncode == 0, serial.stderr
+    parallel = run_mpi(2, "evaluate", str(snap), "--episodes", "5", "--seed", "3", "--json")
+    assert parallel.returncode == 0, parallel.stderr
+    a, b = json.loads(serial.stdout), json.loads(parallel.stdout)
+    assert a["returns"] == b["returns"] and len(a["returns"]) == 5
+    assert a["generation"] == 6
+    assert a["return_min"] <= a["return_mean"] <= a["return_max"]
+    assert a["return_std"] == pytest.approx(np.std(a["returns"]))
+    text = run_serial("evaluate", str(snap), "--episodes", "2")
+    assert "return  mean" in text.stdout and "length  mean" in text.stdout
+    other_seed = json.loads(run_serial("evaluate", str(snap), "--episodes", "5", "--seed", "4",
+                                       "--json").stdout)
+    assert other_seed["returns"] != a["returns"]
+
+
+def test_evaluate_refuses_bad_input(pendulum_run, tmp_path):
+    bad = tmp_path / "bad.h5"
+    bad.write_text("nope")
+    proc = run_mpi(2, "evaluate", str(bad))
+    assert proc.returncode == 2 and proc.stderr.count("not a readable HDF5 checkpoint") == 1
+    proc = run_serial("evaluate", str(pendulum_run / "checkpoint.h5"), "--video", "x.avi")
+    assert proc.returncode == 2 and "must end in .mp4 or .gif" in proc.stderr
+
+
+@pytest.mark.skipif(osmesa_missing() and not os.environ.get("CI"),
+                    reason="libOSMesa not installed (apt-get install libosmesa6)")
+@pytest.mark.parametrize("suffix", [".gif", ".mp4"])
+def test_video_is_written_and_decodes(pendulum_run, tmp_path, suffix):
+    import imageio.v3 as iio
+    snap = pendulum_run / "snapshots" / "snapshot_00003.h5"
+    video = tmp_path / f"clip{suffix}"
+    proc = run_serial("evaluate", str(snap), "--episodes", "1", "--json", "--video", str(video),
+                      "--width", "160", "--height", "120", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    frames = iio.imread(video, index=None)
+    # one frame after the reset and one per step
+    assert frames.shape[0] == result["length_max"] + 1      # the one episode's length
+    assert frames.shape[1:3] == (120, 160)
+    assert result["video"]["frames"] == frames.shape[0]
+    assert frames.std() > 5                       # a rendered scene, not a blank image
+
+
+@needs("matplotlib", "the plot extra")
+def test_plot_overlays_runs_into_a_png(pendulum_run, tmp_path):
+    other = tmp_path / "other"
+    cfg = write_config(tmp_path / "c.yaml", stop={"generations": 3})
+    assert run_mpi(1, str(cfg), "--out-dir", str(other)).returncode == 0
+    png = tmp_path / "curve.png"
+    for axis in ("generation", "timesteps", "seconds"):
+        proc = run_serial("plot", str(pendulum_run), str(other), "-o", str(png), "--x", axis)
+        assert proc.returncode == 0, proc.stderr
+    from matplotlib.image import imread
+    image = imread(png)
+    assert image.shape[0] > 300 and image.shape[1] > 500
+    colours = np.unique((image[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
+    assert image[..., :3].std() > 0.05 and len(colours) > 50
+    missing = run_serial("plot", str(tmp_path / "nowhere"), "-o", str(png))
+    assert missing.returncode == 2 and "no log.csv" in missing.stderr
+
+
+@needs("tensorflow", "the keras extra")
+@pytest.mark.parametrize("variant", [
+    {},
+    {"optimizations": {"discretize_actions": True}, "model": {"ac_bins": 7}},
+    {"optimizations": {"observation_normalization": False}, "model": {"nonlin_type": "lrelu"}},
+    {"model": {"nonlin_type": "elu", "hidden_dims": [8, 5]}},
+], ids=["tanh-normalized", "discrete", "lrelu-raw-obs", "elu"])
+def test_keras_export_matches_numpy_policy(tmp_path, variant):
+    overrides = {"stop": {"generations": 2}, "calc_obstat_prob": 0.5, **variant}
+    if "model" in variant:
+        overrides["model"] = {"hidden_dims": [8], "ac_noise_std": 0.05,
+                              "nn_optimizer_args": {"stepsize": 0.05}, **variant["model"]}
+    cfg = write_config(tmp_path / "c.yaml", **overrides)
+    out = tmp_path / "run"
+    assert run_mpi(1, str(cfg), "--out-dir", str(out)).returncode == 0
+    model_path = tmp_path / "policy.keras"
+    proc = run_serial("export", str(out / "checkpoint.h5"), "-o", str(model_path), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "differ from the NumPy policy's by at most" in proc.stdout
+
+    import keras
+
+    from mpi_es import evaluate, export
+    export.custom_layers()
+    model = keras.saving.load_model(model_path)
+    snapshot = evaluate.load_snapshot(out / "checkpoint.h5")
+    observations = export.sample_observations(snapshot, 100, seed=7)
+    assert export.max_action_difference(snapshot, model, observations) <= 1e-5
