@@ -215,7 +215,7 @@ def cmd_export(args, world) -> int:
     result = agreed(world, saved)
     if world.is_root:
         snapshot, out = result
-        model = export._keras().saving.load_model(out)
+        model = export.load_model(out)
         diff = export.max_action_difference(snapshot, model,
                                             export.sample_observations(snapshot))
         print(f"wrote {out}: {model.count_params()} parameters; reloaded, its actions differ "

@@ -3,7 +3,7 @@
 Needs the `keras` extra (tensorflow-cpu). The model maps a batch of raw observations to the
 policy's noise-free actions, observation normalization and discretized actions included. It
 uses two small layers of mpi_es's own; load it with
-    import mpi_es.export, keras; model = keras.saving.load_model("model.keras")
+    from mpi_es.export import load_model; model = load_model("model.keras")
 """
 from __future__ import annotations
 
@@ -65,6 +65,12 @@ def custom_layers():
                     "high": self.high}
 
     return ObservationNormalization, DiscretizeActions
+
+
+def load_model(path: str | Path):
+    """Load an exported model (registers mpi_es's layers with Keras first)."""
+    custom_layers()
+    return _keras().saving.load_model(path)
 
 
 def build_model(snapshot):

@@ -117,11 +117,8 @@ def test_keras_export_matches_numpy_policy(tmp_path, variant):
     assert proc.returncode == 0, proc.stderr
     assert "differ from the NumPy policy's by at most" in proc.stdout
 
-    import keras
-
     from mpi_es import evaluate, export
-    export.custom_layers()
-    model = keras.saving.load_model(model_path)
+    model = export.load_model(model_path)
     snapshot = evaluate.load_snapshot(out / "checkpoint.h5")
     observations = export.sample_observations(snapshot, 100, seed=7)
     assert export.max_action_difference(snapshot, model, observations) <= 1e-5
