@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--video-episodes", type=int, default=1, metavar="K",
                           help="episodes in the video (the first K of the evaluation)")
     evaluate.add_argument("--fps", type=int, default=30)
+    evaluate.add_argument("--camera", metavar="NAME",
+                          help="MuJoCo camera (default: the model's 'track' camera if any)")
     evaluate.add_argument("--width", type=int, default=480)
     evaluate.add_argument("--height", type=int, default=360)
     plot = sub.add_parser("plot", help="learning curves from the log.csv of runs")

@@ -84,15 +84,42 @@ def check_video_path(path: str) -> None:
         raise ConfigError(f"--video {path}: the file name must end in .mp4 or .gif")
 
 
+def model_cameras(env_id: str) -> list[str]:
+    """Named cameras of a MuJoCo env's model (empty for other envs)."""
+    env = make_env(env_id)
+    try:
+        model = getattr(env.unwrapped, "model", None)
+        if model is None:
+            return []
+        import mujoco
+        names = (mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, i)
+                 for i in range(model.ncam))
+        return [n for n in names if n]
+    finally:
+        env.close()
+
+
 def record_video(snapshot: Snapshot, path: str, *, episodes: int, seed: int, fps: int,
-                 width: int, height: int) -> int:
-    """Render `episodes` episodes offscreen (MuJoCo rgb_array) into an .mp4 or .gif; frames."""
+                 width: int, height: int, camera: str | None = None) -> int:
+    """Render `episodes` episodes offscreen (MuJoCo rgb_array) into an .mp4 or .gif; frames.
+
+    The camera defaults to the model's "track" camera when it has one, which follows the
+    robot; gymnasium's default free camera stays put while a runner leaves the picture.
+    """
     if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
         os.environ["MUJOCO_GL"] = "osmesa"          # no screen: software rendering
     if os.environ.get("MUJOCO_GL") == "osmesa":
         os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
     import imageio.v2 as imageio
-    env = make_env(snapshot.cfg.env_id, render_mode="rgb_array", width=width, height=height)
+    cameras = model_cameras(snapshot.cfg.env_id)
+    if camera is None and "track" in cameras:
+        camera = "track"
+    if camera is not None and camera not in cameras:
+        raise ConfigError(f"--camera {camera}: {snapshot.cfg.env_id} has cameras "
+                          f"{cameras or 'none'}")
+    kwargs = {"camera_name": camera} if camera else {}
+    env = make_env(snapshot.cfg.env_id, render_mode="rgb_array", width=width, height=height,
+                   **kwargs)
     frames: list = []
     try:
         play(snapshot, list(range(episodes)), seed, env=env, frames=frames)
@@ -116,7 +143,7 @@ def run(snapshot: Snapshot, args, world) -> dict | None:
     if args.video:
         frames = record_video(snapshot, args.video, episodes=args.video_episodes,
                               seed=args.seed, fps=args.fps, width=args.width,
-                              height=args.height)
+                              height=args.height, camera=args.camera)
         result["video"] = {"path": args.video, "frames": frames}
     print(json.dumps(result, indent=2) if args.json else format_summary(result)
           + (f"\n  video   {args.video} ({result['video']['frames']} frames)"
