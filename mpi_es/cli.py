@@ -189,7 +189,10 @@ def cmd_evaluate(args, world) -> int:
             raise ConfigError("--episodes, --video-episodes and --fps must be at least 1")
         if args.video:
             evaluate.check_video_path(args.video)
-        return evaluate.load_snapshot(args.file)
+        snapshot = evaluate.load_snapshot(args.file)
+        if args.video and args.camera:
+            evaluate.choose_camera(snapshot.cfg.env_id, args.camera)
+        return snapshot
 
     snapshot = agreed(world, checked)
     evaluate.run(snapshot, args, world)

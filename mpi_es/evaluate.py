@@ -99,6 +99,16 @@ def model_cameras(env_id: str) -> list[str]:
         env.close()
 
 
+def choose_camera(env_id: str, camera: str | None) -> str | None:
+    """The camera to render with: the one asked for (checked), else 'track' when there is one."""
+    cameras = model_cameras(env_id)
+    if camera is None:
+        return "track" if "track" in cameras else None
+    if camera not in cameras:
+        raise ConfigError(f"--camera {camera}: {env_id} has cameras {cameras or 'none'}")
+    return camera
+
+
 def record_video(snapshot: Snapshot, path: str, *, episodes: int, seed: int, fps: int,
                  width: int, height: int, camera: str | None = None) -> int:
     """Render `episodes` episodes offscreen (MuJoCo rgb_array) into an .mp4 or .gif; frames.
@@ -111,12 +121,7 @@ def record_video(snapshot: Snapshot, path: str, *, episodes: int, seed: int, fps
     if os.environ.get("MUJOCO_GL") == "osmesa":
         os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
     import imageio.v2 as imageio
-    cameras = model_cameras(snapshot.cfg.env_id)
-    if camera is None and "track" in cameras:
-        camera = "track"
-    if camera is not None and camera not in cameras:
-        raise ConfigError(f"--camera {camera}: {snapshot.cfg.env_id} has cameras "
-                          f"{cameras or 'none'}")
+    camera = choose_camera(snapshot.cfg.env_id, camera)
     kwargs = {"camera_name": camera} if camera else {}
     env = make_env(snapshot.cfg.env_id, render_mode="rgb_array", width=width, height=height,
                    **kwargs)

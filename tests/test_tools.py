@@ -58,6 +58,10 @@ def test_evaluate_refuses_bad_input(pendulum_run, tmp_path):
     assert proc.returncode == 2 and proc.stderr.count("not a readable HDF5 checkpoint") == 1
     proc = run_serial("evaluate", str(pendulum_run / "checkpoint.h5"), "--video", "x.avi")
     assert proc.returncode == 2 and "must end in .mp4 or .gif" in proc.stderr
+    proc = run_mpi(2, "evaluate", str(pendulum_run / "checkpoint.h5"), "--video", "x.gif",
+                   "--camera", "nope")
+    assert proc.returncode == 2 and proc.stderr.count("has cameras none") == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.skipif(osmesa_missing() and not os.environ.get("CI"),
