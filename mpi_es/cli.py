@@ -124,12 +124,18 @@ def agreed(world, step: Callable[[], T]) -> T:
     return result
 
 
-def cmd_train(args, world) -> int:
+def load_and_prepare(args, world):
+    """The config of CONFIG.yaml with --set/--out-dir, and the env checked against it."""
     from . import config
-    from .resume import checkpoint_to_resume, load_for_resume
-    from .train import prepare, run_training
+    from .train import prepare
     cfg = agreed(world, lambda: config.load(args.config, args.overrides, args.out_dir))
-    setup = agreed(world, lambda: prepare(cfg))
+    return cfg, agreed(world, lambda: prepare(cfg))
+
+
+def cmd_train(args, world) -> int:
+    from .resume import checkpoint_to_resume, load_for_resume
+    from .train import run_training
+    cfg, setup = load_and_prepare(args, world)
 
     def starting_state():
         if not world.is_root:
@@ -155,11 +161,8 @@ def cmd_train(args, world) -> int:
 
 
 def cmd_check(args, world) -> int:
-    from . import config
     from .check import describe
-    from .train import prepare
-    cfg = agreed(world, lambda: config.load(args.config, args.overrides, args.out_dir))
-    setup = agreed(world, lambda: prepare(cfg))
+    cfg, setup = load_and_prepare(args, world)
     if world.is_root:
         print(describe(cfg, setup, world.size))
         print("config OK")
@@ -167,14 +170,14 @@ def cmd_check(args, world) -> int:
 
 
 def cmd_bench(args, world) -> int:
-    from . import bench, config
-    from .train import prepare
-    if args.generations < 1:
-        if world.is_root:
-            print("error: --generations must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
-    cfg = agreed(world, lambda: config.load(args.config, args.overrides, args.out_dir))
-    setup = agreed(world, lambda: prepare(cfg))
+    from . import bench
+
+    def generations_ok():
+        if args.generations < 1:
+            raise ConfigError("--generations must be at least 1")
+
+    agreed(world, generations_ok)
+    cfg, setup = load_and_prepare(args, world)
     result = bench.run(cfg, world, setup, generations=args.generations, keras=not args.no_keras)
     if world.is_root:
         bench.report(result, args.json)

@@ -93,6 +93,15 @@ class GenerationData:
     ob_sumsq: np.ndarray
     ob_count: int
 
+    @property
+    def episodes(self) -> int:
+        """Training and evaluation episodes played this generation."""
+        return int(self.lengths.size + self.eval_lengths.size)
+
+    @property
+    def timesteps(self) -> int:
+        return int(self.lengths.sum() + self.eval_lengths.sum())
+
 
 def merge(outcomes: list[SlotOutcome], ob_dim: int, episodes_per_slot: int) -> GenerationData:
     """Outcomes from all ranks, in any order, into slot-ordered arrays."""

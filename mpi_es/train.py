@@ -5,9 +5,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from contextlib import nullcontext
+
+import numpy as np
 
 from . import checkpoint, consistency, es, noise, runlog, slots
 from .config import Config, ConfigError
@@ -203,7 +203,7 @@ class Trainer:
         if world.is_root:
             self.counter.reset()
             self.last_rollout_times = [t for _, t in gathered]
-            timing = {"rollout": [t for _, t in gathered],
+            timing = {"rollout": self.last_rollout_times,
                       "comm": (t_bcast - t_start) + (t_gather - t_rollout),
                       "start": t_start}
             self.update([o for part, _ in gathered for o in part], timing,
@@ -260,11 +260,9 @@ class Trainer:
             state.obstat.increment(data.ob_sum, data.ob_sumsq, data.ob_count)
         t_update = time.perf_counter() - t0
 
-        episodes = data.lengths.size + data.eval_lengths.size
-        timesteps = int(data.lengths.sum() + data.eval_lengths.sum())
         state.generation += 1
-        state.episodes_so_far += episodes
-        state.timesteps_so_far += timesteps
+        state.episodes_so_far += data.episodes
+        state.timesteps_so_far += data.timesteps
         elapsed_this_gen = time.perf_counter() - timing["start"]
         state.time_elapsed += elapsed_this_gen
         theta_norm = float(np.linalg.norm(old_theta))
@@ -308,9 +306,9 @@ def generation_row(data: slots.GenerationData, state: checkpoint.TrainState, *, 
         "EvalGenRewardStd": _std(data.eval_returns),
         "EvalGenLengthMean": _mean(data.eval_lengths),
         "EvalGenCount": int(data.eval_returns.size),
-        "EpisodesThisGen": int(data.lengths.size + data.eval_lengths.size),
+        "EpisodesThisGen": data.episodes,
         "EpisodesSoFar": state.episodes_so_far,
-        "TimestepsThisGen": int(data.lengths.sum() + data.eval_lengths.sum()),
+        "TimestepsThisGen": data.timesteps,
         "TimestepsSoFar": state.timesteps_so_far,
         "UniqueWorkers": workers, "ObCount": int(data.ob_count),
         "TimeElapsedThisGen": round(elapsed_this_gen, 6),
