@@ -5,7 +5,7 @@ from pathlib import Path
 
 from . import checkpoint
 from .config import Config
-from .rollout import resolve_env_id
+from .envs import resolve_env_id
 from .train import Setup
 
 

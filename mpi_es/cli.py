@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--x", choices=("generation", "timesteps", "seconds"),
                       default="generation")
     plot.add_argument("--title")
+    plot.add_argument("--hline", action="append", default=[], metavar="Y[=LABEL]",
+                      help="draw a horizontal line (a threshold) at return Y; repeatable")
     export = sub.add_parser("export", help="save a snapshot's policy as a Keras model")
     export.add_argument("file", metavar="SNAPSHOT.h5")
     export.add_argument("-o", "--output", required=True, metavar="MODEL.keras")
@@ -108,7 +110,7 @@ def normalize_argv(argv: list[str]) -> list[str]:
 
 def agreed(world, step: Callable[[], T]) -> T:
     """Run a check on every rank; if any rank fails, rank 0 prints it once and all leave with 2."""
-    from .rollout import EnvError
+    from .envs import EnvError
     result, error = None, None
     try:
         result = step()
@@ -204,7 +206,7 @@ def cmd_evaluate(args, world) -> int:
 
 def cmd_plot(args, world) -> int:
     from .plot import plot
-    out = agreed(world, lambda: plot(args.runs, args.output, args.x, args.title)
+    out = agreed(world, lambda: plot(args.runs, args.output, args.x, args.title, args.hline)
                  if world.is_root else None)
     if world.is_root:
         print(f"wrote {out}")

@@ -12,7 +12,8 @@ import yaml
 from . import checkpoint, config, slots
 from .config import ConfigError
 from .policy import Policy
-from .rollout import episode_limit, make_env, run_episode
+from .envs import episode_limit, make_env
+from .rollout import run_episode
 from .train import policy_spec
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -109,9 +110,25 @@ def choose_camera(env_id: str, camera: str | None) -> str | None:
     return camera
 
 
+def rendering_env(env_id: str, *, width: int, height: int, camera: str | None):
+    """The env with rgb_array rendering at width x height.
+
+    MuJoCo envs take the size and camera as arguments; PyBullet's render in software at the
+    size held on the env (a tracking camera of their own)."""
+    env = make_env(env_id, render_mode="rgb_array")
+    unwrapped = env.unwrapped
+    if hasattr(unwrapped, "mujoco_renderer"):
+        env.close()
+        kwargs = {"camera_name": camera} if camera else {}
+        return make_env(env_id, render_mode="rgb_array", width=width, height=height, **kwargs)
+    if hasattr(unwrapped, "_render_width"):
+        unwrapped._render_width, unwrapped._render_height = width, height
+    return env
+
+
 def record_video(snapshot: Snapshot, path: str, *, episodes: int, seed: int, fps: int,
                  width: int, height: int, camera: str | None = None) -> int:
-    """Render `episodes` episodes offscreen (MuJoCo rgb_array) into an .mp4 or .gif; frames.
+    """Render `episodes` episodes offscreen (rgb_array) into an .mp4 or .gif; frames.
 
     The camera defaults to the model's "track" camera when it has one, which follows the
     robot; gymnasium's default free camera stays put while a runner leaves the picture.
@@ -122,9 +139,7 @@ def record_video(snapshot: Snapshot, path: str, *, episodes: int, seed: int, fps
         os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
     import imageio.v2 as imageio
     camera = choose_camera(snapshot.cfg.env_id, camera)
-    kwargs = {"camera_name": camera} if camera else {}
-    env = make_env(snapshot.cfg.env_id, render_mode="rgb_array", width=width, height=height,
-                   **kwargs)
+    env = rendering_env(snapshot.cfg.env_id, width=width, height=height, camera=camera)
     frames: list = []
     try:
         play(snapshot, list(range(episodes)), seed, env=env, frames=frames)

@@ -26,8 +26,17 @@ def read_run(run_dir: str) -> dict[str, np.ndarray]:
                         "GenRewStd", "EvalGenRewardMean")}
 
 
+def parse_hline(text: str) -> tuple[float, str]:
+    """`2385.79=TRPO at 5M steps` -> (2385.79, 'TRPO at 5M steps'); the label is optional."""
+    value, _, label = text.partition("=")
+    try:
+        return float(value), label.strip()
+    except ValueError:
+        raise ConfigError(f"--hline {text!r}: expected a number, optionally =LABEL") from None
+
+
 def plot(run_dirs: list[str], output: str, x_axis: str = "generation",
-         title: str | None = None) -> Path:
+         title: str | None = None, hlines: list[str] = ()) -> Path:
     try:
         import matplotlib
     except ImportError:
@@ -35,6 +44,7 @@ def plot(run_dirs: list[str], output: str, x_axis: str = "generation",
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     column, label = X_AXES[x_axis]
+    lines = [parse_hline(h) for h in hlines]
     runs = [(Path(d).resolve().name, read_run(d)) for d in run_dirs]
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     for name, run in runs:
@@ -45,6 +55,9 @@ def plot(run_dirs: list[str], output: str, x_axis: str = "generation",
         if evals.any():
             ax.scatter(x[evals], run["EvalGenRewardMean"][evals], s=14, color=line.get_color(),
                        edgecolor="black", linewidth=0.4, zorder=3, label=f"{name} (evaluation)")
+    for value, text in lines:
+        ax.axhline(value, color="black", linestyle="--", linewidth=1,
+                   label=text or f"{value:g}")
     ax.set_xlabel(label)
     ax.set_ylabel("episode return")
     ax.set_title(title or "mpi_es learning curve" + ("s" if len(runs) > 1 else ""))

@@ -1,4 +1,4 @@
-"""Environments and episodes."""
+"""Episodes: one policy played in one environment, and a slot's episodes."""
 from __future__ import annotations
 
 from contextlib import nullcontext
@@ -10,70 +10,9 @@ import numpy as np
 from .policy import Policy
 from .slots import Slot, SlotOutcome
 
-ROBOSCHOOL_TWINS = {
-    "RoboschoolAnt-v1": "Ant-v5",
-    "RoboschoolHumanoid-v1": "Humanoid-v5",
-    "RoboschoolHalfCheetah-v1": "HalfCheetah-v5",
-    "RoboschoolHopper-v1": "Hopper-v5",
-    "RoboschoolWalker2d-v1": "Walker2d-v5",
-    "RoboschoolInvertedPendulum-v1": "InvertedPendulum-v5",
-    "RoboschoolInvertedDoublePendulum-v1": "InvertedDoublePendulum-v5",
-    "RoboschoolReacher-v1": "Reacher-v5",
-}
-
-
-class EnvError(Exception):
-    """The environment cannot be made or is not one mpi_es can train."""
-
 
 class EpisodeFault(Exception):
     """The environment produced something an ES update must never see (NaN, inf)."""
-
-
-def resolve_env_id(env_id: str) -> tuple[str, str | None]:
-    """(Gymnasium id, notice or None). Roboschool ids map to their Gymnasium MuJoCo twins."""
-    twin = ROBOSCHOOL_TWINS.get(env_id)
-    if twin is None:
-        return env_id, None
-    return twin, (f"note: {env_id} is a Roboschool id; Roboschool no longer installs, "
-                  f"training its Gymnasium MuJoCo twin {twin} instead")
-
-
-def make_env(env_id: str, **kwargs):
-    """gym.make with errors turned into one EnvError that names the id and close matches."""
-    import difflib
-
-    import gymnasium as gym
-    gym_id, _ = resolve_env_id(env_id)
-    try:
-        env = gym.make(gym_id, **kwargs)
-    except gym.error.Error as exc:
-        known = [k for k in gym.registry if ":" not in k]
-        close = difflib.get_close_matches(gym_id.split(":")[-1], known, n=3, cutoff=0.6)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise EnvError(f"'env_id': cannot make environment {env_id!r}: {exc}{hint}") from None
-    except ModuleNotFoundError as exc:
-        raise EnvError(f"'env_id': cannot import the module of {env_id!r}: {exc}") from None
-    check_spaces(env, env_id)
-    return env
-
-
-def check_spaces(env, env_id: str) -> None:
-    from gymnasium import spaces
-    if not isinstance(env.observation_space, spaces.Box) or len(env.observation_space.shape) != 1:
-        raise EnvError(f"'env_id': {env_id} has observation space {env.observation_space}; "
-                       f"mpi_es needs a flat Box")
-    if not isinstance(env.action_space, spaces.Box) or len(env.action_space.shape) != 1:
-        raise EnvError(f"'env_id': {env_id} has action space {env.action_space}; "
-                       f"mpi_es needs a flat Box of continuous actions")
-
-
-def episode_limit(env, timestep_limit: int | None) -> int | None:
-    """The configured cap, or the env's own; the env's TimeLimit still applies when shorter."""
-    own = env.spec.max_episode_steps if env.spec is not None else None
-    if timestep_limit is None:
-        return own
-    return timestep_limit if own is None else min(timestep_limit, own)
 
 
 @dataclass

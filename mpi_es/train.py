@@ -13,7 +13,8 @@ from . import checkpoint, consistency, es, noise, runlog, slots
 from .config import Config, ConfigError
 from .parallel import World, abort_job
 from .policy import Policy, PolicySpec
-from .rollout import episode_limit, make_env, resolve_env_id, run_slot
+from .envs import episode_limit, make_env, resolve_env_id
+from .rollout import run_slot
 from .signals import StopRequest
 from .watchdog import Watchdog
 

@@ -3,7 +3,7 @@ import yaml
 
 from mpi_es import config
 from mpi_es.config import ConfigError
-from mpi_es.rollout import EnvError
+from mpi_es.envs import EnvError
 from mpi_es.train import prepare
 
 BASE = {"env_id": "Ant-v5"}

@@ -2,36 +2,9 @@ import numpy as np
 import pytest
 
 from mpi_es import rollout
+from mpi_es.envs import make_env
 from mpi_es.policy import Policy, PolicySpec
 from mpi_es.slots import make_slot
-
-
-def test_roboschool_ids_map_to_gymnasium_twins():
-    import gymnasium as gym
-    assert len(rollout.ROBOSCHOOL_TWINS) == 8
-    for old, twin in rollout.ROBOSCHOOL_TWINS.items():
-        gym_id, notice = rollout.resolve_env_id(old)
-        assert gym_id == twin and twin in gym.registry
-        assert old in notice and twin in notice and "\n" not in notice
-    assert rollout.resolve_env_id("Ant-v5") == ("Ant-v5", None)
-
-
-def test_module_prefix_imports_the_users_module():
-    env = rollout.make_env("tests_envs:ToyReach-v0")
-    assert env.observation_space.shape == (6,)
-
-
-def test_unknown_env_names_the_key_and_suggests():
-    with pytest.raises(rollout.EnvError) as err:
-        rollout.make_env("Antt-v5")
-    assert "'env_id'" in str(err.value) and "Ant-v5" in str(err.value)
-    with pytest.raises(rollout.EnvError, match="env_id"):
-        rollout.make_env("no_such_module_xyz:Foo-v0")
-
-
-def test_discrete_action_envs_are_refused():
-    with pytest.raises(rollout.EnvError, match="continuous"):
-        rollout.make_env("CartPole-v1")
 
 
 def toy_policy(env):
@@ -41,7 +14,7 @@ def toy_policy(env):
 
 
 def test_episode_is_reproducible_from_its_seeds():
-    env = rollout.make_env("tests_envs:ToyReach-v0")
+    env = make_env("tests_envs:ToyReach-v0")
     p = toy_policy(env)
 
     def play(noise_seed=None, reset_seed=1):
@@ -59,7 +32,7 @@ def test_episode_is_reproducible_from_its_seeds():
 
 
 def test_mirrored_slot_plays_plus_and_minus_eps_and_eval_plays_theta():
-    env = rollout.make_env("tests_envs:ToyReach-v0")
+    env = make_env("tests_envs:ToyReach-v0")
     p = toy_policy(env)
     theta = p.theta.copy()
     kw = dict(seed=0, generation=0, train_slots=1, episodes_per_slot=2, noise_size=1000,

@@ -1,0 +1,60 @@
+"""Making environments: Gymnasium ids, `module:Id`, Roboschool ids; their errors and limits."""
+from __future__ import annotations
+
+import difflib
+
+from . import roboschool
+
+
+class EnvError(Exception):
+    """The environment cannot be made or is not one mpi_es can train."""
+
+
+def resolve_env_id(env_id: str) -> tuple[str, str | None]:
+    """(Gymnasium id, notice or None). Roboschool ids map to their PyBullet port or MuJoCo twin."""
+    try:
+        return roboschool.resolve(env_id)
+    except roboschool.RoboschoolUnavailable as exc:
+        raise EnvError(str(exc)) from None
+
+
+def make_env(env_id: str, **kwargs):
+    """gym.make with errors turned into one EnvError that names the id and close matches."""
+    import gymnasium as gym
+    gym_id, _ = resolve_env_id(env_id)
+    bullet = roboschool.is_bullet_id(gym_id.split(":")[-1])
+    try:
+        if bullet:
+            env = roboschool.make_bullet(gym_id, **kwargs)
+        else:
+            env = gym.make(gym_id, **kwargs)
+    except gym.error.Error as exc:
+        known = [k for k in gym.registry if ":" not in k]
+        close = difflib.get_close_matches(gym_id.split(":")[-1], known, n=3, cutoff=0.6)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        extra = (f"; PyBullet envs need {roboschool.EXTRA_HINT}"
+                 if bullet and not roboschool.bullet_available() else "")
+        raise EnvError(f"'env_id': cannot make environment {env_id!r}: {exc}{hint}{extra}"
+                       ) from None
+    except ModuleNotFoundError as exc:
+        raise EnvError(f"'env_id': cannot import the module of {env_id!r}: {exc}") from None
+    check_spaces(env, env_id)
+    return env
+
+
+def check_spaces(env, env_id: str) -> None:
+    from gymnasium import spaces
+    if not isinstance(env.observation_space, spaces.Box) or len(env.observation_space.shape) != 1:
+        raise EnvError(f"'env_id': {env_id} has observation space {env.observation_space}; "
+                       f"mpi_es needs a flat Box")
+    if not isinstance(env.action_space, spaces.Box) or len(env.action_space.shape) != 1:
+        raise EnvError(f"'env_id': {env_id} has action space {env.action_space}; "
+                       f"mpi_es needs a flat Box of continuous actions")
+
+
+def episode_limit(env, timestep_limit: int | None) -> int | None:
+    """The configured cap, or the env's own; the env's TimeLimit still applies when shorter."""
+    own = env.spec.max_episode_steps if env.spec is not None else None
+    if timestep_limit is None:
+        return own
+    return timestep_limit if own is None else min(timestep_limit, own)

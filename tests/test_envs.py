@@ -1,0 +1,107 @@
+"""Making environments: ids, errors, Roboschool ids and their PyBullet ports."""
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from conftest import run_mpi, run_serial, write_config
+from mpi_es import envs
+from mpi_es.envs import EnvError, make_env, roboschool
+
+
+def test_module_prefix_imports_the_users_module():
+    env = make_env("tests_envs:ToyReach-v0")
+    assert env.observation_space.shape == (6,)
+
+
+def test_unknown_env_names_the_key_and_suggests():
+    with pytest.raises(EnvError) as err:
+        make_env("Antt-v5")
+    assert "'env_id'" in str(err.value) and "Ant-v5" in str(err.value)
+    with pytest.raises(EnvError, match="env_id"):
+        make_env("no_such_module_xyz:Foo-v0")
+
+
+def test_discrete_action_envs_are_refused():
+    with pytest.raises(EnvError, match="continuous"):
+        make_env("CartPole-v1")
+
+
+def test_roboschool_ids_without_the_extra_map_to_mujoco_twins():
+    twins = {old: twin for old, (_, twin) in roboschool.ROBOSCHOOL_IDS.items() if twin}
+    assert len(twins) == 8
+    for old, twin in twins.items():
+        gym_id, notice = roboschool.resolve(old, bullet=False)
+        assert gym_id == twin and twin in gym.registry
+        assert old in notice and twin in notice and "roboschool]" in notice
+        assert "\n" not in notice
+    with pytest.raises(roboschool.RoboschoolUnavailable, match=r"mpi_es\[roboschool\]"):
+        roboschool.resolve("RoboschoolHumanoidFlagrun-v1", bullet=False)
+    assert roboschool.resolve("Ant-v5") == ("Ant-v5", None)
+
+
+def test_roboschool_ids_with_the_extra_train_their_pybullet_ports():
+    make_env("RoboschoolReacher-v1")      # registers the PyBullet envs
+    for old, (port, _) in roboschool.ROBOSCHOOL_IDS.items():
+        gym_id, notice = envs.resolve_env_id(old)
+        assert gym_id == port and port in gym.registry
+        assert "PyBullet port" in notice and old in notice
+    ant = make_env("RoboschoolAnt-v1")
+    assert ant.observation_space.shape == (28,) and ant.action_space.shape == (8,)
+    humanoid = make_env("RoboschoolHumanoid-v1")
+    assert humanoid.observation_space.shape == (44,) and humanoid.action_space.shape == (17,)
+
+
+def test_bullet_episodes_are_reproducible_from_the_reset_seed():
+    def trajectory(seed):
+        env = make_env("RoboschoolHopper-v1")
+        obs = [env.reset(seed=seed)[0]]
+        for a in np.random.default_rng(0).uniform(-1, 1, (40, 3)):
+            obs.append(env.step(a)[0])
+        env.close()
+        return np.array(obs)
+    assert np.array_equal(trajectory(4), trajectory(4))
+    assert not np.array_equal(trajectory(4), trajectory(5))
+
+
+def test_pybullet_prints_nothing_to_the_terminal():
+    # PyBullet's C code prints a build banner on import and "argv[0]=" on every connect.
+    code = ("from mpi_es.envs import make_env\n"
+            "for i in range(2):\n"
+            "    env = make_env('RoboschoolAnt-v1'); env.reset(seed=i)\n"
+            "    env.step(env.action_space.sample()); env.close()\n"
+            "print('only this')\n")
+    import subprocess
+    import sys
+    from conftest import run_env, REPO
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=run_env(), cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "only this\n"
+    assert "argv" not in proc.stderr and "pybullet" not in proc.stderr
+
+
+@pytest.mark.mpi
+def test_training_a_roboschool_robot_under_mpi(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", env_id="RoboschoolInvertedPendulum-v1",
+                       timestep_limit=200, stop={"generations": 3}, snapshot_freq=3,
+                       population_size=8)
+    out = tmp_path / "run"
+    proc = run_mpi(2, str(cfg), "--out-dir", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "PyBullet port InvertedPendulumBulletEnv-v0" in proc.stdout
+    assert "argv[0]" not in proc.stdout + proc.stderr
+    assert "pybullet build time" not in proc.stdout + proc.stderr
+    assert [line.split()[1] for line in proc.stdout.splitlines()
+            if line.startswith("gen ")] == ["1", "2", "3"]
+    check = run_serial("check", str(cfg), "--out-dir", str(out))
+    assert check.returncode == 0, check.stderr
+    assert "InvertedPendulumBulletEnv-v0" in check.stdout
+
+    import imageio.v3 as iio
+    video = tmp_path / "clip.gif"
+    proc = run_serial("evaluate", str(out / "checkpoint.h5"), "--episodes", "1", "--video",
+                      str(video), "--width", "96", "--height", "64", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    frames = iio.imread(video, index=None)
+    assert frames.shape[1:3] == (64, 96) and frames.shape[0] >= 2
+    assert frames.std() > 5
