@@ -12,6 +12,13 @@ REPO = TESTS.parent
 MPI_TIMEOUT = 300
 
 
+def needs(module: str, why: str):
+    """Skip without `module`, except in CI (.ci/run sets CI=1), where every extra is tested."""
+    import importlib.util
+    missing = importlib.util.find_spec(module) is None and not os.environ.get("CI")
+    return pytest.mark.skipif(missing, reason=f"{module} not installed ({why})")
+
+
 def mpiexec_path() -> str:
     local = Path(sys.executable).with_name("mpiexec")
     found = str(local) if local.exists() else shutil.which("mpiexec")

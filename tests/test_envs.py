@@ -3,7 +3,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from conftest import run_mpi, run_serial, write_config
+from conftest import needs, run_mpi, run_serial, write_config
 from mpi_es import envs
 from mpi_es.envs import EnvError, make_env, roboschool
 
@@ -39,6 +39,10 @@ def test_roboschool_ids_without_the_extra_map_to_mujoco_twins():
     assert roboschool.resolve("Ant-v5") == ("Ant-v5", None)
 
 
+bullet = needs("pybullet_envs_gymnasium", "the roboschool extra")
+
+
+@bullet
 def test_roboschool_ids_with_the_extra_train_their_pybullet_ports():
     make_env("RoboschoolReacher-v1")      # registers the PyBullet envs
     for old, (port, _) in roboschool.ROBOSCHOOL_IDS.items():
@@ -51,6 +55,7 @@ def test_roboschool_ids_with_the_extra_train_their_pybullet_ports():
     assert humanoid.observation_space.shape == (44,) and humanoid.action_space.shape == (17,)
 
 
+@bullet
 def test_bullet_episodes_are_reproducible_from_the_reset_seed():
     def trajectory(seed):
         env = make_env("RoboschoolHopper-v1")
@@ -63,6 +68,7 @@ def test_bullet_episodes_are_reproducible_from_the_reset_seed():
     assert not np.array_equal(trajectory(4), trajectory(5))
 
 
+@bullet
 def test_pybullet_prints_nothing_to_the_terminal():
     # PyBullet's C code prints a build banner on import and "argv[0]=" on every connect.
     code = ("from mpi_es.envs import make_env\n"
@@ -80,6 +86,7 @@ def test_pybullet_prints_nothing_to_the_terminal():
     assert "argv" not in proc.stderr and "pybullet" not in proc.stderr
 
 
+@bullet
 @pytest.mark.mpi
 def test_training_a_roboschool_robot_under_mpi(tmp_path):
     cfg = write_config(tmp_path / "c.yaml", env_id="RoboschoolInvertedPendulum-v1",

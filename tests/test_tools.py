@@ -1,20 +1,13 @@
 """evaluate, video, plot and Keras export, run as a user would."""
-import importlib.util
 import json
 import os
 
 import numpy as np
 import pytest
 
-from conftest import run_mpi, run_serial, write_config
+from conftest import needs, run_mpi, run_serial, write_config
 
 pytestmark = pytest.mark.mpi
-
-
-def needs(module: str, why: str):
-    """Skip without `module`, except in CI, where every tool must be tested."""
-    missing = importlib.util.find_spec(module) is None and not os.environ.get("CI")
-    return pytest.mark.skipif(missing, reason=f"{module} not installed ({why})")
 
 
 def osmesa_missing() -> bool:
