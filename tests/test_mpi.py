@@ -56,14 +56,12 @@ def test_inverted_pendulum_learns_on_two_ranks(tmp_path):
     """Measured: the mean return passes 900 at generation 10-11 (seed 0); budget 15."""
     out = tmp_path / "ip"
     proc = run_mpi(2, "jobs/inverted_pendulum.yaml", "--out-dir", str(out),
-                   "--set", "stop.generations=15", "--set", "env_id=RoboschoolInvertedPendulum-v1")
+                   "--set", "stop.generations=15")
     assert proc.returncode == 0, proc.stderr
     rows = runlog.read(out / "log.csv")
     means = [float(r["GenRewMean"]) for r in rows]
     assert len(rows) == 15 and [int(r["Generation"]) for r in rows] == list(range(1, 16))
     assert means[0] < 100 and max(means) >= 900, means
-    # the Roboschool notice is printed once, by rank 0
-    assert (proc.stdout + proc.stderr).count("training its Gymnasium MuJoCo twin") == 1
     assert proc.stdout.count("gen ") == 15
     assert list(rows[0]) == runlog.COLUMNS
 
