@@ -50,6 +50,32 @@ class World:
     def allgather(self, obj) -> list:
         return self.comm.allgather(obj)
 
+    def allgather_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Every rank's rows (2-D, same columns and dtype), concatenated in rank order, everywhere.
+
+        Packed buffers (Allgather of the row counts, then Allgatherv), nothing pickled.
+        """
+        rows = np.ascontiguousarray(rows)
+        cols = rows.shape[1]
+        counts = np.zeros(self.size, np.int64)
+        self.comm.Allgather(np.array([rows.shape[0]], np.int64), counts)
+        out = np.empty((int(counts.sum()), cols), rows.dtype)
+        self.comm.Allgatherv(rows, [out, counts * cols])
+        return out
+
+    def allgather_blocks(self, block: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """The 1-D array whose rank-r block (counts[r] elements) every rank r holds, everywhere."""
+        out = np.empty(int(counts.sum()), block.dtype)
+        self.comm.Allgatherv(np.ascontiguousarray(block), [out, counts])
+        return out
+
+    def gather_blocks(self, block: np.ndarray, counts: np.ndarray) -> np.ndarray | None:
+        """The same assembled on rank 0 only (None elsewhere)."""
+        out = np.empty(int(counts.sum()), block.dtype) if self.is_root else None
+        self.comm.Gatherv(np.ascontiguousarray(block), [out, counts] if self.is_root else None,
+                          root=self.ROOT)
+        return out
+
     def barrier(self) -> None:
         self.comm.Barrier()
 
@@ -106,6 +132,7 @@ class SlotCounter:
         self._world = world
         self._single = world.size == 1
         self._next = 0
+        self._base = 0
         if self._single:
             return
         self._win = MPI.Win.Allocate(8 if world.is_root else 0, 8, comm=world.comm)
@@ -125,17 +152,15 @@ class SlotCounter:
         return int(self._got[0])
 
     def claims(self, total: int):
-        """Slot indices below total, as this rank claims them."""
-        while (index := self.claim()) < total:
-            yield index
+        """This generation's slot indices below total, as this rank claims them.
 
-    def reset(self) -> None:
-        """Rank 0, once every rank is done claiming (after the gather, before the broadcast)."""
-        if self._single:
-            self._next = 0
-            return
-        self._win.Accumulate(np.zeros(1, np.int64), 0, op=_mpi().REPLACE)
-        self._win.Flush(0)
+        The counter is never reset: every rank ends a generation with exactly one claim past
+        its end, so the next generation starts at base + total + size on every rank, and no
+        rank has to wait for a reset before claiming again.
+        """
+        while (index := self.claim() - self._base) < total:
+            yield index
+        self._base += total + self._world.size
 
     def Free(self) -> None:
         if not self._single:

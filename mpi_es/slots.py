@@ -103,29 +103,57 @@ class GenerationData:
         return int(self.lengths.sum() + self.eval_lengths.sum())
 
 
-def merge(outcomes: list[SlotOutcome], ob_dim: int, episodes_per_slot: int) -> GenerationData:
-    """Outcomes from all ranks, in any order, into slot-ordered arrays."""
-    ordered = sorted(outcomes, key=lambda o: o.index)
-    train = [o for o in ordered if o.kind == TRAIN]
-    evals = [o for o in ordered if o.kind == EVAL]
+# Columns of a packed slot row (float64; every integer in it is below 2**53, so exact).
+_INDEX, _KIND, _NOISE, _OBCOUNT, _FIXED = 0, 1, 2, 3, 4
 
-    def stack(name: str, rows: list, dtype) -> np.ndarray:
-        return np.array([getattr(o, name) for o in rows], dtype=dtype).reshape(len(rows), -1)
 
+def pack(outcomes: list[SlotOutcome], ob_dim: int, episodes_per_slot: int
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """A rank's outcomes as two float64 arrays for an allgather.
+
+    rows: (slots, 4 + 3 * episodes_per_slot): index, kind, noise index, observation count,
+    then returns, sign-returns and lengths per episode (an evaluation slot fills the first).
+    obs: (slots that collected, 1 + 2 * ob_dim): index, observation sums, sums of squares.
+    """
+    e = episodes_per_slot
+    rows = np.zeros((len(outcomes), _FIXED + 3 * e), np.float64)
+    collected = [o for o in outcomes if o.ob_count]
+    obs = np.zeros((len(collected), 1 + 2 * ob_dim), np.float64)
+    for row, o in zip(rows, outcomes):
+        row[[_INDEX, _KIND, _NOISE, _OBCOUNT]] = o.index, o.kind, o.noise_index, o.ob_count
+        for k, values in enumerate((o.returns, o.signreturns, o.lengths)):
+            row[_FIXED + k * e:_FIXED + k * e + values.size] = values
+    for row, o in zip(obs, collected):
+        row[0] = o.index
+        row[1:1 + ob_dim] = o.ob_sum
+        row[1 + ob_dim:] = o.ob_sumsq
+    return rows, obs
+
+
+def unpack(rows: np.ndarray, obs: np.ndarray, ob_dim: int, episodes_per_slot: int
+           ) -> GenerationData:
+    """Every rank's packed rows, in any order, into slot-ordered arrays."""
+    e = episodes_per_slot
+    rows = rows[np.argsort(rows[:, _INDEX], kind="stable")]
+    train = rows[rows[:, _KIND] == TRAIN]
+    evals = rows[rows[:, _KIND] == EVAL]
     ob_sum = np.zeros(ob_dim, np.float64)
     ob_sumsq = np.zeros(ob_dim, np.float64)
-    ob_count = 0
-    for o in ordered:
-        if o.ob_count:
-            ob_sum += o.ob_sum
-            ob_sumsq += o.ob_sumsq
-            ob_count += o.ob_count
+    # summed one slot at a time in slot order: the same floats whatever rank ran which slot
+    for row in obs[np.argsort(obs[:, 0], kind="stable")]:
+        ob_sum += row[1:1 + ob_dim]
+        ob_sumsq += row[1 + ob_dim:]
     return GenerationData(
-        noise_indices=np.array([o.noise_index for o in train], dtype=np.int64),
-        returns=stack("returns", train, np.float64).reshape(-1, episodes_per_slot),
-        signreturns=stack("signreturns", train, np.float64).reshape(-1, episodes_per_slot),
-        lengths=stack("lengths", train, np.int64).reshape(-1, episodes_per_slot),
-        eval_returns=np.array([o.returns[0] for o in evals], dtype=np.float64),
-        eval_lengths=np.array([o.lengths[0] for o in evals], dtype=np.int64),
-        ob_sum=ob_sum, ob_sumsq=ob_sumsq, ob_count=ob_count,
+        noise_indices=train[:, _NOISE].astype(np.int64),
+        returns=train[:, _FIXED:_FIXED + e].copy(),
+        signreturns=train[:, _FIXED + e:_FIXED + 2 * e].copy(),
+        lengths=train[:, _FIXED + 2 * e:_FIXED + 3 * e].astype(np.int64),
+        eval_returns=evals[:, _FIXED].copy(),
+        eval_lengths=evals[:, _FIXED + 2 * e].astype(np.int64),
+        ob_sum=ob_sum, ob_sumsq=ob_sumsq, ob_count=int(rows[:, _OBCOUNT].sum()),
     )
+
+
+def merge(outcomes: list[SlotOutcome], ob_dim: int, episodes_per_slot: int) -> GenerationData:
+    """Outcomes of one process, in any order, into slot-ordered arrays."""
+    return unpack(*pack(outcomes, ob_dim, episodes_per_slot), ob_dim, episodes_per_slot)

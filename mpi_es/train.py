@@ -1,6 +1,8 @@
-"""The generation loop: broadcast, evaluate a share of the slots, gather, update on rank 0."""
+"""The generation loop: every rank plays a share of the slots, allgathers the per-slot scalars and
+updates its own block of theta; rank 0 logs and checkpoints."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +12,7 @@ from contextlib import nullcontext
 import numpy as np
 
 from . import checkpoint, consistency, es, noise, runlog, slots
+from .blocks import Blocks, gather_optimizer, optimizer_block
 from .config import Config, ConfigError
 from .parallel import World, abort_job
 from .policy import Policy, PolicySpec
@@ -155,11 +158,20 @@ def progress_line(row: dict) -> str:
 
 
 class Trainer:
+    """Every rank plays its share of the slots and updates its block of theta (Algorithm 2).
+
+    `state` is the whole training state, the same on every rank; each rank keeps the optimizer
+    moments of its own block only.
+    """
+
     def __init__(self, cfg: Config, world: World, setup: Setup, table: noise.NoiseTable,
                  state: checkpoint.TrainState, outputs: Outputs):
         self.cfg, self.world, self.setup, self.table = cfg, world, setup, table
-        self.state, self.outputs = state, outputs
-        self.policy = Policy(setup.spec, state.theta)
+        self.outputs = outputs
+        self.blocks = Blocks(setup.spec.num_params, world.size, world.rank)
+        self.state = dataclasses.replace(state, theta=state.theta.copy(), optimizer=optimizer_block(
+            state.optimizer, self.blocks, cfg.model.nn_optimizer, cfg.model.nn_optimizer_args))
+        self.policy = Policy(setup.spec, self.state.theta)
         self.counter = world.slot_counter()
         self.last_row: dict | None = None
         self.last_rollout_times: list[float] = []
@@ -175,14 +187,13 @@ class Trainer:
         return (f"{self.cfg.env_id}, generation {generation + 1}, slot {index}, "
                 f"rank {self.world.rank}")
 
-    # -- every rank ----------------------------------------------------------------------
     def run(self) -> tuple[str, bool]:
         """Train until a stop condition or signal: (why it stopped, whether by a signal)."""
         with StopRequest(verbose=self.world.is_root) as stop:
             while True:
-                decision = (stop_reason(self.cfg, self.state), self.state.generation)
-                reason, self.state.generation = self.world.bcast(
-                    decision if self.world.is_root else None)
+                # rank 0's clock decides stop.seconds, so rank 0 decides for everyone
+                decision = stop_reason(self.cfg, self.state)
+                reason = self.world.bcast(decision if self.world.is_root else None)
                 if reason is not None:
                     return reason, False
                 # Every rank learns whether any rank was signalled: they stop together.
@@ -191,24 +202,20 @@ class Trainer:
                 self.generation()
 
     def generation(self) -> None:
-        world, state = self.world, self.state
+        world, state, cfg = self.world, self.state, self.cfg
         t_start = time.perf_counter()
-        world.bcast_array(state.theta)
-        mean, std = world.bcast((state.obstat.mean, state.obstat.std) if world.is_root else None)
-        self.policy.set_obstat(mean, std)
-        t_bcast = time.perf_counter()
+        self.policy.set_obstat(state.obstat.mean, state.obstat.std)
         outcomes = self.play_share(state.generation, state.theta)
         t_rollout = time.perf_counter()
-        gathered = world.gather((outcomes, t_rollout - t_bcast))
+        rows, obs = slots.pack(outcomes, self.setup.spec.ob_dim, cfg.episodes_per_slot)
+        data = slots.unpack(world.allgather_rows(rows), world.allgather_rows(obs),
+                            self.setup.spec.ob_dim, cfg.episodes_per_slot)
+        times = world.allgather_rows(np.array([[t_rollout - t_start, len(outcomes)]]))
         t_gather = time.perf_counter()
-        if world.is_root:
-            self.counter.reset()
-            self.last_rollout_times = [t for _, t in gathered]
-            timing = {"rollout": self.last_rollout_times,
-                      "comm": (t_bcast - t_start) + (t_gather - t_rollout),
-                      "start": t_start}
-            self.update([o for part, _ in gathered for o in part], timing,
-                        workers=sum(1 for part, _ in gathered if part))
+        self.last_rollout_times = times[:, 0].tolist()
+        timing = {"rollout": self.last_rollout_times, "comm": t_gather - t_rollout,
+                  "start": t_start}
+        self.update(data, timing, workers=int(np.count_nonzero(times[:, 1])))
 
     def play_share(self, generation: int, theta: np.ndarray) -> list[slots.SlotOutcome]:
         cfg, spec = self.cfg, self.setup.spec
@@ -240,32 +247,42 @@ class Trainer:
                 raise SlotFailure(f"{where}: {type(exc).__name__}: {exc}") from exc
         return outcomes
 
-    # -- rank 0 ----------------------------------------------------------------------------
-    def update(self, outcomes: list[slots.SlotOutcome], timing: dict, workers: int) -> None:
-        cfg, state, spec = self.cfg, self.state, self.setup.spec
+    def update(self, data: slots.GenerationData, timing: dict, workers: int) -> None:
+        """Every rank: shape all returns, step its own block, assemble theta everywhere."""
+        cfg, state, world, blocks = self.cfg, self.state, self.world, self.blocks
         t0 = time.perf_counter()
-        data = slots.merge(outcomes, spec.ob_dim, cfg.episodes_per_slot)
         processed = es.shape_returns(data.returns, data.signreturns,
                                      fitness_shaping=cfg.optimizations.fitness_shaping,
                                      mode=cfg.return_proc_mode)
         g = es.es_gradient(processed, data.noise_indices,
-                           lambda i: self.table.get(i, spec.num_params), spec.num_params)
-        old_theta = state.theta.copy()
-        new_theta = es.update_theta(
-            state.theta, g, optimizer=state.optimizer, learning_rate=cfg.learning_rate,
-            noise_stdev=cfg.noise_stdev, l2coeff=cfg.l2coeff,
+                           lambda i: self.table.get(i + blocks.lo, blocks.size), blocks.size)
+        new_block = es.update_theta(
+            state.theta[blocks.lo:blocks.hi], g, optimizer=state.optimizer,
+            learning_rate=cfg.learning_rate, noise_stdev=cfg.noise_stdev, l2coeff=cfg.l2coeff,
             weight_decay=cfg.optimizations.weight_decay)
-        check_finite(new_theta, state.optimizer, generation=state.generation + 1)
-        state.theta[:] = new_theta
+        problem = non_finite(new_block, state.optimizer, generation=state.generation + 1)
+        t_update = time.perf_counter() - t0
+        first = world.first_error(problem)
+        if first is not None:
+            if world.is_root:
+                raise NonFiniteState(first[1])
+            world.barrier()          # rank 0 ends the job; never passed
+        t1 = time.perf_counter()
+        old_theta = state.theta.copy() if world.is_root else None
+        state.theta[:] = world.allgather_blocks(new_block, blocks.counts)
         if cfg.optimizations.observation_normalization and data.ob_count > 0:
             state.obstat.increment(data.ob_sum, data.ob_sumsq, data.ob_count)
-        t_update = time.perf_counter() - t0
+        timing["comm"] += time.perf_counter() - t1
 
         state.generation += 1
         state.episodes_so_far += data.episodes
         state.timesteps_so_far += data.timesteps
+        full_optimizer = gather_optimizer(world, state.optimizer, blocks, cfg.model.nn_optimizer,
+                                          cfg.model.nn_optimizer_args)
         elapsed_this_gen = time.perf_counter() - timing["start"]
         state.time_elapsed += elapsed_this_gen
+        if not world.is_root:
+            return
         theta_norm = float(np.linalg.norm(old_theta))
         row = generation_row(data, state, workers=workers, timing=timing, t_update=t_update,
                              elapsed_this_gen=elapsed_this_gen,
@@ -273,19 +290,21 @@ class Trainer:
                              / max(theta_norm, 1e-12),
                              theta_norm=float(np.linalg.norm(state.theta)))
         self.last_row = row
-        self.outputs.generation_done(state, row)
+        self.outputs.generation_done(dataclasses.replace(state, optimizer=full_optimizer), row)
 
 
-def check_finite(theta: np.ndarray, optimizer, *, generation: int) -> None:
+def non_finite(theta: np.ndarray, optimizer, *, generation: int) -> str | None:
+    """The message for a theta (block) or optimizer state that stopped being finite, or None."""
     bad = [] if np.all(np.isfinite(theta)) else ["theta"]
     if optimizer is not None:
         bad += [f"optimizer {k}" for k, v in optimizer.state().items()
                 if isinstance(v, np.ndarray) and not np.all(np.isfinite(v))]
-    if bad:
-        raise NonFiniteState(f"generation {generation}: {' and '.join(bad)} became non-finite "
-                             f"(NaN or inf); stopping. The checkpoint on disk is generation "
-                             f"{generation - 1}, the last good one. Lower the step size "
-                             f"or turn on fitness_shaping.")
+    if not bad:
+        return None
+    return (f"generation {generation}: {' and '.join(bad)} became non-finite "
+            f"(NaN or inf); stopping. The checkpoint on disk is generation "
+            f"{generation - 1}, the last good one. Lower the step size "
+            f"or turn on fitness_shaping.")
 
 
 def _mean(x: np.ndarray) -> float:
@@ -351,8 +370,10 @@ def run_training(cfg: Config, world: World, setup: Setup,
                 f"{time.perf_counter() - t0:.2f} s | out_dir {cfg.out_dir}")
     state = resumed if resumed is not None else initial_state(cfg, setup.spec)
     outputs.start(state, fresh=resumed is None)
+    state = world.bcast(state if world.is_root else None)   # the same start on every rank
     trainer = Trainer(cfg, world, setup, table, state, outputs)
     reason, signalled = trainer.run()
+    state = trainer.state
     outputs.say(f"{'stopped' if signalled else 'done'}: {reason}; {state.generation} "
                 f"generations, {state.timesteps_so_far} timesteps; checkpoint "
                 f"{outputs.checkpoint_path}")
