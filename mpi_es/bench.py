@@ -6,7 +6,8 @@ import time
 
 import numpy as np
 
-from . import es, noise
+from . import noise, scaling, slots
+from .scaling import SCALE_EPISODES, SCALE_PARAMS
 from .config import Config
 from .memory import mapping_of
 from .parallel import World
@@ -15,7 +16,8 @@ from .train import Outputs, Setup, Trainer, build_noise_table, initial_state
 
 RAW_SECONDS = 2.0   # measured twice: before and after the ES generations
 FORWARD_CALLS = 3000
-SCALE_EPISODES, SCALE_PARAMS = 10_000, 100_000
+SCALE_RANKS = (1, 64, 1440)          # update per rank for the synthetic population
+PREDICT_RANKS = (64, 256, 1440)      # predicted efficiency of this job's generation
 
 
 def raw_env_steps_per_s(env, seconds: float, seed: int) -> tuple[float, np.ndarray]:
@@ -64,22 +66,88 @@ def keras_forward_us(spec: PolicySpec, theta: np.ndarray, obs: np.ndarray,
     return (time.perf_counter() - start) / calls * 1e6
 
 
-def update_seconds_at_scale(episodes: int = SCALE_EPISODES, params: int = SCALE_PARAMS,
-                            table_size: int = 20_000_000) -> float:
-    """Rank 0's update (shaping, gradient over the noise table, Adam) for a synthetic population."""
-    rng = np.random.default_rng(0)
-    table = noise.build_serial(table_size, 0)
-    pairs = episodes // 2
-    returns = rng.normal(size=(pairs, 2))
-    indices = rng.integers(0, table_size - params + 1, size=pairs)
-    theta = np.zeros(params, np.float32)
-    optimizer = es.Adam(stepsize=0.01, dim=params)
+def replay_comparison(cfg: Config, setup: Setup, table: noise.NoiseTable, theta: np.ndarray,
+                      obstat, *, rank: int, slots_to_play: int = 3) -> tuple[float, float]:
+    """(ES env steps/s, raw env steps/s) on identical trajectories: a few perturbed episodes are
+    played with the policy, then their exact action sequences replayed without it."""
+    from .rollout import run_episode
+    spec, env = setup.spec, setup.env
+    policy = Policy(spec, theta, obstat.mean, obstat.std)
+    recorded, es_time, steps = [], 0.0, 0
+    for k in range(slots_to_play):
+        slot = slots.make_slot(rank * slots_to_play + k, seed=cfg.seed, generation=0,
+                               train_slots=10**9, episodes_per_slot=1,
+                               noise_size=table.size, num_params=spec.num_params,
+                               obstat_prob=0.0, action_noise=cfg.model.ac_noise_std > 0)
+        policy.set_theta(theta + np.float32(cfg.noise_stdev)
+                         * table.get(slot.noise_index, spec.num_params))
+        stream = slot.action_noise[0]
+        rng = np.random.Generator(np.random.PCG64(stream)) if stream is not None else None
+        actions: list = []
+        start = time.perf_counter()
+        ep = run_episode(env, policy, limit=setup.limit, reset_seed=slot.reset_seed,
+                         action_noise=rng, ac_noise_std=cfg.model.ac_noise_std, actions=actions)
+        es_time += time.perf_counter() - start
+        steps += ep.length
+        recorded.append((slot.reset_seed, actions))
     start = time.perf_counter()
-    shaped = es.shape_returns(returns, returns, fitness_shaping=True, mode="centered_rank")
-    g = es.es_gradient(shaped, indices, lambda i: table[i:i + params], params)
-    es.update_theta(theta, g, optimizer=optimizer, learning_rate=0.0, noise_stdev=0.02,
-                    l2coeff=0.005, weight_decay=True)
-    return time.perf_counter() - start
+    for reset_seed, actions in recorded:
+        env.reset(seed=reset_seed)
+        for action in actions:
+            env.step(action)
+    raw_time = time.perf_counter() - start
+    return steps / es_time, steps / raw_time
+
+
+def communication_model(world: World, nbytes: int, repeats: int = 20) -> tuple[float, float]:
+    """(latency s, bytes/s) of this world's allgather, from a tiny and an nbytes-sized one."""
+    tiny = np.zeros((1, 1))
+    big = np.zeros((max(1, nbytes // 8 // max(world.size, 1)), 1))
+
+    def timed(rows):
+        world.barrier()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            world.allgather_rows(rows)
+        return world.comm.allreduce(time.perf_counter() - start, op=_max()) / repeats
+    latency, bulk = timed(tiny), timed(big)
+    total = big.nbytes * world.size
+    rate = total / max(bulk - latency, 1e-9) if world.size > 1 else float("inf")
+    return latency, rate
+
+
+def claim_seconds(world: World, claims: int = 200) -> float:
+    """Mean time of one slot claim while every rank claims at once."""
+    counter = world.slot_counter()
+    world.barrier()
+    start = time.perf_counter()
+    for _ in range(claims):
+        counter.claim()
+    return world.comm.allreduce((time.perf_counter() - start) / claims, op=_max())
+
+
+def scaling_figures(cfg: Config, setup: Setup, table: noise.NoiseTable, slot_seconds: list,
+                    claim_s: float, latency_s: float, bytes_per_s: float) -> dict:
+    """Update per rank at 1/64/1440 ranks (synthetic 10,000 x 100,000) and this job's predicted
+    generation efficiency at 64/256/1440 ranks."""
+    by_ranks = {str(r): scaling.update_seconds_per_rank(r) for r in SCALE_RANKS}
+    params, slots_per_gen = setup.spec.num_params, cfg.train_slots
+    row_bytes = 8 * (4 + 3 * cfg.episodes_per_slot)
+    efficiency = {}
+    for ranks in PREDICT_RANKS:
+        update_s = scaling.update_seconds_per_rank(
+            ranks, episodes=cfg.population_size, params=params, table=table.noise)
+        comm_s = scaling.allgather_seconds(ranks, slots_per_gen * row_bytes + 12 * params,
+                                           latency_s=latency_s, bytes_per_s=bytes_per_s)
+        efficiency[str(ranks)] = scaling.predicted_efficiency(
+            np.asarray(slot_seconds), slots=slots_per_gen, ranks=ranks, claim_s=claim_s,
+            update_s=update_s, comm_s=comm_s)
+    return {"update_s_per_rank_by_ranks": by_ranks, "update_s_at_scale": by_ranks["1"],
+            "predicted_efficiency_by_ranks": efficiency, "claim_s": claim_s,
+            "allgather_latency_s": latency_s,
+            "allgather_bytes_per_s": bytes_per_s if np.isfinite(bytes_per_s) else None,
+            "slot_seconds_mean": float(np.mean(slot_seconds)),
+            "slot_seconds_cv": float(np.std(slot_seconds) / np.mean(slot_seconds))}
 
 
 def generation_fractions(rows: list[dict], ranks: int) -> dict:
@@ -120,10 +188,11 @@ def run(cfg: Config, world: World, setup: Setup, *, generations: int,
     forward = policy_forward_us(policy, obs)
 
     trainer = Trainer(cfg, world, setup, table, state, Outputs(cfg, active=False))
-    rows = []
+    rows, slot_seconds = [], []
     for _ in range(generations):
         trainer.state.generation = world.bcast(trainer.state.generation)
         trainer.generation()
+        slot_seconds += [t for part in world.gather(trainer.last_slot_seconds) or [] for t in part]
         if world.is_root:
             row = dict(trainer.last_row)
             row["_rollout_mean"] = float(np.mean(trainer.last_rollout_times))
@@ -132,20 +201,28 @@ def run(cfg: Config, world: World, setup: Setup, *, generations: int,
     # machine whose clock drifts over the minutes the generations take.
     raw_after, _ = raw_env_steps_per_s(setup.env, RAW_SECONDS, seed=world.rank + world.size)
     raw_per_rank = world.comm.allreduce((raw_before + raw_after) / 2) / world.size
+    es_replay, raw_replay = replay_comparison(cfg, setup, table, trainer.state.theta,
+                                              trainer.state.obstat, rank=world.rank)
+    es_replay = world.comm.allreduce(es_replay) / world.size
+    raw_replay = world.comm.allreduce(raw_replay) / world.size
+    claim_s = claim_seconds(world)
+    latency_s, bytes_per_s = communication_model(world, 12 * setup.spec.num_params)
     if not world.is_root:
         return None
     result = {
         "env_id": cfg.env_id, "ranks": world.size, "num_params": setup.spec.num_params,
         "population_size": cfg.population_size, "generations": generations,
         "raw_env_steps_per_s": raw_per_rank,
+        "raw_replay_env_steps_per_s": raw_replay, "es_replay_env_steps_per_s": es_replay,
         **generation_fractions(rows, world.size),
         "policy_forward_us": forward,
         "keras_forward_us": keras_forward_us(setup.spec, state.theta, obs) if keras else None,
         "noise_build_s": build_s, "noise_table_bytes": table.size * 4,
         "noise_node_pss_bytes": int(node_pss),
-        "update_s_at_scale": update_seconds_at_scale(),
+        **scaling_figures(cfg, setup, table, slot_seconds, claim_s, latency_s, bytes_per_s),
     }
     result["overhead"] = 1.0 - result["es_env_steps_per_s"] / raw_per_rank
+    result["overhead_vs_replay"] = 1.0 - es_replay / raw_replay
     return result
 
 
@@ -173,8 +250,16 @@ def format_table(r: dict) -> str:
         f"({r['noise_node_pss_bytes'] / r['noise_table_bytes']:.2f}x the table)",
         f"  generation {r['gen_time_s']:.2f} s: rollout {r['rollout_frac']:.1%}, "
         f"idle {r['idle_frac']:.1%}, update {r['update_frac']:.1%}, comm {r['comm_frac']:.1%}",
-        f"  update for {SCALE_EPISODES} episodes x {SCALE_PARAMS} params   "
-        f"{r['update_s_at_scale']:12.3f} s",
+        f"  ES vs replay of the same actions per rank   {r['es_replay_env_steps_per_s']:12.0f}"
+        f" / {r['raw_replay_env_steps_per_s']:.0f}   (overhead {r['overhead_vs_replay']:.1%})",
+        f"  update per rank for {SCALE_EPISODES} episodes x {SCALE_PARAMS} params: "
+        + ", ".join(f"{s:.4f} s at {n} rank{'s' if n != '1' else ''}"
+                    for n, s in r["update_s_per_rank_by_ranks"].items()),
+        f"  slot claim {r['claim_s'] * 1e6:.1f} us; allgather latency "
+        f"{r['allgather_latency_s'] * 1e6:.1f} us; slot time mean "
+        f"{r['slot_seconds_mean']:.3f} s (cv {r['slot_seconds_cv']:.2f})",
+        "  predicted generation efficiency: "
+        + ", ".join(f"{e:.1%} at {n} ranks" for n, e in r["predicted_efficiency_by_ranks"].items()),
     ]
     return "\n".join(lines)
 

@@ -38,6 +38,9 @@ def describe(cfg: Config, setup: Setup, world_size: int) -> str:
         f"noise vectors per rank per generation",
         f"out_dir:            {cfg.out_dir} ({out_dir_status(cfg)})",
     ]
+    warning = cfg.idle_ranks_warning(world_size)
+    if warning:
+        lines.append(warning)
     return "\n".join(lines)
 
 

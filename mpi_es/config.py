@@ -172,6 +172,18 @@ class Config(_Section):
         """Noise vectors per generation: one slot is one episode, or a mirrored pair."""
         return self.population_size // self.episodes_per_slot
 
+    def idle_ranks_warning(self, ranks: int) -> str | None:
+        """A warning when a generation has too few noise vectors to keep `ranks` ranks busy."""
+        slots = self.train_slots
+        if slots >= 2 * ranks:
+            return None
+        suggested = 2 * ranks * self.episodes_per_slot
+        idle = (f"{ranks - slots} of the {ranks} ranks have no noise vector at all"
+                if slots < ranks else "the ranks wait on each other's last episode")
+        return (f"warning: population_size {self.population_size} gives {slots} noise vectors "
+                f"per generation for {ranks} ranks: {idle}. A population of at least "
+                f"{suggested} (2 noise vectors per rank) keeps them busy.")
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 

@@ -29,8 +29,10 @@ NOISE_BLOCK = 256
 
 def run_episode(env, policy: Policy, *, limit: int, reset_seed: int,
                 action_noise: np.random.Generator | None = None, ac_noise_std: float = 0.0,
-                collect_obs: bool = False, frames: list | None = None) -> Episode:
-    """One episode. `frames`, when given, receives env.render() after the reset and each step."""
+                collect_obs: bool = False, frames: list | None = None,
+                actions: list | None = None) -> Episode:
+    """One episode. `frames`, when given, receives env.render() after the reset and each step;
+    `actions` the actions the env was given (for replaying the episode without the policy)."""
     low = env.action_space.low
     high = env.action_space.high
     ob, _ = env.reset(seed=reset_seed)
@@ -50,7 +52,10 @@ def run_episode(env, policy: Policy, *, limit: int, reset_seed: int,
         action = policy.act(ob)
         if noisy:
             action = action + noise_block[t % NOISE_BLOCK]
-        ob, reward, terminated, truncated, _ = env.step(np.minimum(np.maximum(action, low), high))
+        action = np.minimum(np.maximum(action, low), high)
+        if actions is not None:
+            actions.append(action)
+        ob, reward, terminated, truncated, _ = env.step(action)
         if not np.isfinite(reward):
             raise EpisodeFault(f"non-finite reward {reward} at step {t + 1}")
         rewards[t] = reward

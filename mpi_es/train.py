@@ -223,6 +223,7 @@ class Trainer:
         n_eval = slots.eval_slot_count(cfg.seed, generation, n_train, cfg.eval_prob)
         obstat_prob = cfg.calc_obstat_prob if cfg.optimizations.observation_normalization else 0
         outcomes = []
+        self.last_slot_seconds: list[float] = []
         for index in self.counter.claims(n_train + n_eval):
             slot = slots.make_slot(
                 index, seed=cfg.seed, generation=generation, train_slots=n_train,
@@ -238,6 +239,7 @@ class Trainer:
                     return nullcontext()
                 return self.watchdog.watching(f"episode {episode} of {where}")
 
+            t_slot = time.perf_counter()
             try:
                 outcomes.append(run_slot(slot, self.setup.env, self.policy, theta, vector,
                                          noise_stdev=cfg.noise_stdev,
@@ -245,6 +247,7 @@ class Trainer:
                                          limit=self.setup.limit, guard=guard))
             except Exception as exc:
                 raise SlotFailure(f"{where}: {type(exc).__name__}: {exc}") from exc
+            self.last_slot_seconds.append(time.perf_counter() - t_slot)
         return outcomes
 
     def update(self, data: slots.GenerationData, timing: dict, workers: int) -> None:
@@ -368,6 +371,9 @@ def run_training(cfg: Config, world: World, setup: Setup,
                 f"{setup.spec.num_params} parameters | population {cfg.population_size} | "
                 f"noise table {table.size * 4 / 2**20:.0f} MiB per node, built in "
                 f"{time.perf_counter() - t0:.2f} s | out_dir {cfg.out_dir}")
+    warning = cfg.idle_ranks_warning(world.size)
+    if warning:
+        outputs.say(warning)
     state = resumed if resumed is not None else initial_state(cfg, setup.spec)
     outputs.start(state, fresh=resumed is None)
     state = world.bcast(state if world.is_root else None)   # the same start on every rank

@@ -6,14 +6,16 @@ import numpy as np
 import pytest
 
 from conftest import run_mpi, write_config
-from mpi_es import es, noise
+from mpi_es import es, noise, scaling
 
 pytestmark = pytest.mark.mpi
 
 KEYS = {"raw_env_steps_per_s", "es_env_steps_per_s", "overhead", "policy_forward_us",
         "keras_forward_us", "noise_build_s", "noise_node_pss_bytes", "noise_table_bytes",
         "gen_time_s", "rollout_frac", "comm_frac", "update_frac", "idle_frac",
-        "update_s_at_scale"}
+        "update_s_at_scale", "update_s_per_rank_by_ranks", "predicted_efficiency_by_ranks",
+        "raw_replay_env_steps_per_s", "es_replay_env_steps_per_s", "overhead_vs_replay",
+        "claim_s", "allgather_latency_s", "allgather_bytes_per_s"}
 
 
 def test_bench_emits_every_figure(tmp_path):
@@ -30,10 +32,21 @@ def test_bench_emits_every_figure(tmp_path):
     assert r["noise_table_bytes"] == 12_000_000
     assert 0.9 * r["noise_table_bytes"] <= r["noise_node_pss_bytes"] <= 1.1 * r["noise_table_bytes"]
     assert r["noise_build_s"] > 0 and r["gen_time_s"] > 0 and r["update_s_at_scale"] > 0
+    by_ranks = r["update_s_per_rank_by_ranks"]
+    assert list(by_ranks) == ["1", "64", "1440"]
+    # 100,000 parameters in one block versus 1,563 and 70: the block's share of the work shrinks
+    assert by_ranks["1"] > max(by_ranks["64"], by_ranks["1440"]) > 0
+    efficiency = r["predicted_efficiency_by_ranks"]
+    assert list(efficiency) == ["64", "256", "1440"]
+    # 10 noise vectors a generation: at most 10 of the ranks have anything to do
+    assert all(0 < e <= 10 / int(n) for n, e in efficiency.items())
+    assert r["raw_replay_env_steps_per_s"] > r["es_replay_env_steps_per_s"] > 0
+    assert r["claim_s"] > 0 and r["allgather_latency_s"] > 0 and r["allgather_bytes_per_s"] > 0
     fractions = [r[k] for k in ("rollout_frac", "comm_frac", "update_frac", "idle_frac")]
     assert all(0 <= f <= 1 for f in fractions) and sum(fractions) == pytest.approx(1, abs=1e-6)
     for label in ("raw env steps/s per rank", "ES env steps/s per rank", "policy forward",
-                  "noise table", "generation", "update for 10000 episodes"):
+                  "noise table", "generation", "ES vs replay", "update per rank for 10000",
+                  "predicted generation efficiency"):
         assert label in proc.stdout
     assert not (tmp_path / "out").exists()       # the bench writes no run directory
 
@@ -47,3 +60,29 @@ def test_fast_gradient_matches_the_plain_sum():
     got = es.weighted_noise_sum(weights, idx, lambda i: table[i:i + dim], dim)
     expected = sum(np.float64(w) * table[i:i + dim].astype(np.float64) for w, i in zip(weights, idx))
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+
+
+def test_scaling_model_idles_ranks_without_slots_and_is_perfect_when_work_divides():
+    even = np.full(64, 1.0)
+    assert scaling.makespan(even, 16, 0.0) == 4.0
+    assert scaling.predicted_efficiency(even, slots=64, ranks=16, claim_s=0, update_s=0,
+                                        comm_s=0) == pytest.approx(1.0)
+    # 150 noise vectors for 256 ranks: 106 ranks idle the whole generation
+    assert scaling.predicted_efficiency(even, slots=150, ranks=256, claim_s=0, update_s=0,
+                                        comm_s=0) == pytest.approx(150 / 256)
+    # a long tail costs the most when there are few slots per rank
+    tail = np.array([1.0] * 9 + [10.0])
+    few = scaling.predicted_efficiency(tail, slots=64, ranks=32, claim_s=0, update_s=0, comm_s=0)
+    many = scaling.predicted_efficiency(tail, slots=2048, ranks=32, claim_s=0, update_s=0,
+                                        comm_s=0)
+    assert few < many <= 1.0
+    assert scaling.allgather_seconds(1, 1e6, latency_s=1e-5, bytes_per_s=1e9) == 0
+    assert scaling.allgather_seconds(1024, 0, latency_s=1e-5, bytes_per_s=1e9) == \
+        pytest.approx(10 * 1e-5)
+
+
+def test_update_per_rank_shrinks_with_the_block():
+    table = noise.build_serial(200_000, 1)
+    one = scaling.update_seconds_per_rank(1, episodes=2000, params=50_000, table=table)
+    many = scaling.update_seconds_per_rank(64, episodes=2000, params=50_000, table=table)
+    assert one > many > 0

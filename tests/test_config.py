@@ -128,3 +128,16 @@ def test_env_checks_happen_before_training():
     assert setup.limit == 12
     assert prepare(config.validate({"env_id": "InvertedPendulum-v5",
                                     "timestep_limit": 5000})).limit == 1000
+
+
+def test_population_too_small_for_the_ranks_is_warned_with_a_suggestion():
+    cfg = config.validate({"env_id": "Ant-v5", "population_size": 300})
+    warning = cfg.idle_ranks_warning(256)
+    assert "150 noise vectors" in warning and "256 ranks" in warning
+    assert "106 of the 256 ranks have no noise vector" in warning and "1024" in warning
+    assert cfg.idle_ranks_warning(75) is None
+    assert "wait on each other" in cfg.idle_ranks_warning(100)
+    single = config.validate({"env_id": "Ant-v5", "population_size": 30,
+                       "optimizations": {"mirrored_sampling": False}})
+    assert "30 noise vectors" in single.idle_ranks_warning(64) and "128" in \
+        single.idle_ranks_warning(64)

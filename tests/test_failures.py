@@ -140,6 +140,10 @@ def test_check_command(tmp_path):
         assert text in proc.stdout
     two = run_mpi(2, "check", "jobs/inverted_pendulum.yaml")
     assert two.returncode == 0 and two.stdout.count("config OK") == 1
+    assert "warning" not in two.stdout
+    crowded = run_mpi(3, "check", "jobs/inverted_pendulum.yaml", "--set", "population_size=4")
+    assert crowded.returncode == 0 and crowded.stdout.count("config OK") == 1
+    assert "2 noise vectors per generation for 3 ranks" in crowded.stdout
     huge = run_mpi(2, "check", "jobs/ant.yaml", "--set", "noise_table.size=1e10")
     assert huge.returncode == 2 and huge.stderr.count("needs 37.25 GiB per node") == 1
     bad = run_mpi(1, "check", "jobs/ant.yaml", "--set", "model.nonlin_type=sigmoid")
