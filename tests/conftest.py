@@ -35,11 +35,19 @@ def run_env() -> dict:
     return env
 
 
-def run_mpi(n: int, *args: str, timeout: float = MPI_TIMEOUT, module: bool = True):
-    """`mpiexec -n N python -m mpi_es ARGS` (or a script), for real."""
+def run_mpi(n: int, *args: str, timeout: float = MPI_TIMEOUT, module: bool = True,
+            nodes: int | None = None):
+    """`mpiexec -n N python -m mpi_es ARGS` (or a script), for real.
+
+    nodes=K makes MPICH split this host into K simulated nodes (MPIR_CVAR_NUM_CLIQUES): ranks
+    are dealt to them round-robin and only ranks of one node share memory.
+    """
     target = ["-m", "mpi_es", *args] if module else list(args)
     cmd = [mpiexec_path(), "-n", str(n), sys.executable, *target]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=run_env(),
+    env = run_env()
+    if nodes is not None:
+        env["MPIR_CVAR_NUM_CLIQUES"] = str(nodes)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
                           cwd=REPO)
 
 
