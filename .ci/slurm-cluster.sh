@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# A one-node SLURM cluster on this machine for the job-script tests, as root and without systemd.
+# A private two-node SLURM on this machine for the job-script tests, as root, without systemd.
 #   bash .ci/slurm-cluster.sh start    install (Debian slurm-wlm + munge) if needed, configure, start
-#   bash .ci/slurm-cluster.sh stop     stop the daemons
+#   bash .ci/slurm-cluster.sh stop     stop the daemons this script started (by their pid files)
+#   bash .ci/slurm-cluster.sh conf     print the path of its slurm.conf (export SLURM_CONF=...)
+#
+# Nodes n1 and n2 are two slurmd daemons on this host, each with its own port and spool. The
+# cluster lives in its own directory (config, munge socket and key, state, logs) with its own
+# ports, chosen from this checkout's path: it never touches /etc/slurm, a system munged or
+# another checkout's test cluster. Commands reach it through SLURM_CONF.
 set -euo pipefail
 
-conf=/etc/slurm/slurm.conf
-state=/var/spool/slurmctld
-spool=/var/spool/slurmd
-logs=/var/log/slurm
+repo=$(cd "$(dirname "$0")/.." && pwd)
+tag=$(printf '%s' "$repo" | sha1sum | cut -c1-8)
+dir=${MPI_ES_SLURM_DIR:-${TMPDIR:-/tmp}/mpi_es-slurm-$tag}
+conf=$dir/slurm.conf
+# Ports 20000-29999 + 3 per checkout: away from SLURM's defaults (6817-6819).
+base=$(( 20000 + (16#${tag:0:4} % 3000) * 3 ))
 
 install() {
     if command -v slurmctld >/dev/null && command -v munged >/dev/null; then return; fi
@@ -19,17 +27,23 @@ configure() {
     local host cpus mem
     host=$(hostname)
     cpus=$(nproc)
-    mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))
-    mkdir -p "$state" "$spool" "$logs" /etc/slurm /run/munge
+    mem=$(( ($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024) / 2 ))
+    mkdir -p "$dir"/{state,spool-n1,spool-n2,munge}
+    if [ ! -s "$dir/munge/munge.key" ]; then
+        dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none
+        chmod 0400 "$dir/munge/munge.key"
+    fi
     cat > "$conf" <<CONF
-# Written by .ci/slurm-cluster.sh: one localhost node for mpi_es's job-script tests.
-ClusterName=mpies
+# Written by .ci/slurm-cluster.sh: two nodes on this host for mpi_es's job-script tests.
+ClusterName=mpies$tag
 SlurmctldHost=$host
+SlurmctldPort=$base
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-# A requeued job waits for its credential to expire (120 s by default): keep tests quick.
-AuthInfo=cred_expire=10
+CredType=cred/munge
+# its own munged; a requeued job waits for its credential to expire: keep tests quick
+AuthInfo=socket=$dir/munge/munge.socket,cred_expire=10
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
@@ -38,51 +52,64 @@ SchedulerType=sched/backfill
 MpiDefault=none
 JobRequeue=1
 ReturnToService=2
-StateSaveLocation=$state
-SlurmdSpoolDir=$spool
-SlurmctldPidFile=/run/slurmctld.pid
-SlurmdPidFile=/run/slurmd.pid
-SlurmctldLogFile=$logs/slurmctld.log
-SlurmdLogFile=$logs/slurmd.log
+StateSaveLocation=$dir/state
+SlurmdSpoolDir=$dir/spool-%n
+SlurmctldPidFile=$dir/slurmctld.pid
+SlurmdPidFile=$dir/slurmd-%n.pid
+SlurmctldLogFile=$dir/slurmctld.log
+SlurmdLogFile=$dir/slurmd-%n.log
 SlurmctldTimeout=30
-SlurmdTimeout=30
+SlurmdTimeout=10
 InactiveLimit=0
 KillWait=5
 MinJobAge=600
 OverTimeLimit=0
-NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
-PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+NodeName=n1 NodeHostname=$host NodeAddr=127.0.0.1 Port=$(( base + 1 )) CPUs=$cpus RealMemory=$mem State=UNKNOWN
+NodeName=n2 NodeHostname=$host NodeAddr=127.0.0.1 Port=$(( base + 2 )) CPUs=$cpus RealMemory=$mem State=UNKNOWN
+PartitionName=debug Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
+}
+
+running() {   # is the daemon of this pid file alive?
+    [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
 }
 
 start() {
     install
     configure
     stop_daemons quiet
-    if ! pgrep -x munged >/dev/null; then
-        chown -R munge:munge /run/munge /etc/munge /var/lib/munge /var/log/munge 2>/dev/null || true
-        runuser -u munge -- /usr/sbin/munged
-    fi
-    /usr/sbin/slurmctld
-    /usr/sbin/slurmd
+    export SLURM_CONF=$conf
+    /usr/sbin/munged --force --socket="$dir/munge/munge.socket" --key-file="$dir/munge/munge.key" \
+        --pid-file="$dir/munge/munged.pid" --log-file="$dir/munge/munged.log" \
+        --seed-file="$dir/munge/munged.seed"
+    /usr/sbin/slurmctld -f "$conf"
+    /usr/sbin/slurmd -f "$conf" -N n1
+    /usr/sbin/slurmd -f "$conf" -N n2
     for _ in $(seq 1 60); do
-        if sinfo -h -o '%t' 2>/dev/null | grep -qE '^(idle|mix|alloc)'; then
-            scontrol update nodename="$(hostname)" state=resume >/dev/null 2>&1 || true
+        if [ "$(sinfo -h -o '%t %D' 2>/dev/null | awk '/^(idle|mix|alloc)/ {n += $2} END {print n+0}')" = 2 ]; then
             sinfo
+            echo "export SLURM_CONF=$conf"
             return 0
         fi
+        scontrol update nodename=n1,n2 state=resume >/dev/null 2>&1 || true
         sleep 0.5
     done
-    echo "SLURM did not come up; see $logs" >&2
-    tail -20 "$logs"/*.log >&2 || true
+    echo "SLURM did not come up; see $dir" >&2
+    tail -20 "$dir"/*.log >&2 || true
     return 1
 }
 
 stop_daemons() {
-    pkill -x slurmd 2>/dev/null || true
-    pkill -x slurmctld 2>/dev/null || true
-    for _ in $(seq 1 20); do
-        pgrep -x slurmd >/dev/null || pgrep -x slurmctld >/dev/null || return 0
+    local pidfile
+    for pidfile in "$dir"/slurmd-n1.pid "$dir"/slurmd-n2.pid "$dir"/slurmctld.pid "$dir"/munge/munged.pid; do
+        running "$pidfile" && kill "$(cat "$pidfile")" 2>/dev/null || true
+    done
+    for _ in $(seq 1 40); do
+        local alive=0
+        for pidfile in "$dir"/slurmd-n1.pid "$dir"/slurmd-n2.pid "$dir"/slurmctld.pid "$dir"/munge/munged.pid; do
+            running "$pidfile" && alive=1
+        done
+        [ "$alive" = 0 ] && return 0
         sleep 0.25
     done
     [ "${1:-}" = quiet ] || echo "daemons still running" >&2
@@ -91,5 +118,6 @@ stop_daemons() {
 case "${1:-start}" in
     start) start ;;
     stop) stop_daemons ;;
-    *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+    conf) echo "$conf" ;;
+    *) echo "usage: $0 start|stop|conf" >&2; exit 2 ;;
 esac

@@ -38,8 +38,24 @@ while kill -0 "$child" 2>/dev/null; do      # a trapped signal interrupts `wait`
     status=$?
 done
 
-if [ "$status" -eq 75 ] && [ -n "${SLURM_JOB_ID:-}" ]; then
-    echo "mpi_es: stopped with a checkpoint (exit 75); requeueing job $SLURM_JOB_ID"
+# 0 finished and 2 (bad config or checkpoint: the same next time) end the job. 75 (stopped by a
+# signal with a checkpoint) always requeues. Anything else (a lost rank or node, out of memory,
+# a crash) requeues too, up to MAX_RESTARTS times: the next start resumes from the last checkpoint.
+max_restarts=${MAX_RESTARTS:-3}
+restarts=${SLURM_RESTART_COUNT:-0}
+requeue() {
+    echo "mpi_es: $1; requeueing job $SLURM_JOB_ID (restart $(( restarts + 1 )))"
     scontrol requeue "$SLURM_JOB_ID" || echo "mpi_es: requeue failed; resubmit to resume" >&2
+}
+if [ -n "${SLURM_JOB_ID:-}" ]; then
+    case "$status" in
+        0|2) ;;
+        75) requeue "stopped with a checkpoint (exit 75)" ;;
+        *)  if [ "$restarts" -lt "$max_restarts" ]; then
+                requeue "the job failed with exit $status (a lost rank or node?); restart $(( restarts + 1 )) of at most $max_restarts"
+            else
+                echo "mpi_es: the job failed with exit $status after $restarts restarts (MAX_RESTARTS=$max_restarts): not requeueing" >&2
+            fi ;;
+    esac
 fi
 exit "$status"

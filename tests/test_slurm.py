@@ -13,10 +13,16 @@ from mpi_es import checkpoint, runlog
 
 
 def _cluster_up() -> bool:
+    """The two-node test cluster of .ci/slurm-cluster.sh answers (through its SLURM_CONF)."""
     if shutil.which("sbatch") is None:
         return False
-    probe = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
-    return probe.returncode == 0 and re.search(r"idle|mix|alloc", probe.stdout) is not None
+    conf = subprocess.run(["bash", str(REPO / ".ci" / "slurm-cluster.sh"), "conf"],
+                          capture_output=True, text=True).stdout.strip()
+    os.environ["SLURM_CONF"] = conf
+    probe = subprocess.run(["sinfo", "-h", "-o", "%t %D"], capture_output=True, text=True)
+    up = sum(int(n) for state, n in re.findall(r"(\w+) (\d+)", probe.stdout)
+             if state in ("idle", "mix", "alloc"))
+    return probe.returncode == 0 and up == 2
 
 
 if not _cluster_up():
@@ -160,3 +166,114 @@ def test_chain_submits_dependent_singleton_jobs(tmp_path):
     assert [int(r["Generation"]) for r in runlog.read(out / "log.csv")] == [1, 2, 3]
     # the later jobs found the run finished and left it as it was
     assert "reached stop.generations=3" in (tmp_path / f"c-{jobs[2]}.out").read_text()
+
+
+# -- two nodes ---------------------------------------------------------------------------------
+from test_reference import DIGESTS, REFERENCE, digests   # noqa: E402
+
+TWO_NODES = ("--nodes=2", "--ntasks-per-node=1")
+
+
+def test_two_node_job_is_bit_identical_to_one_rank(tmp_path):
+    out = tmp_path / "run"
+    output = tmp_path / "job.out"
+    job = sbatch(*TWO_NODES, f"--output={output}", "jobs/train.sbatch",
+                 str(REFERENCE / "mirrored-adam.yaml"), "--out-dir", str(out))
+    info, = wait_done(job)
+    text = output.read_text()
+    assert info["JobState"] == "COMPLETED" and info["NodeList"] == "n[1-2]", text
+    assert "2 rank(s) on this job" in text
+    assert digests(out / "checkpoint.h5") == DIGESTS["mirrored-adam"]
+
+
+def rank_pids(job: int, node: str) -> list[int]:
+    """The mpi_es ranks of a job running on one node (SLURM sets SLURMD_NODENAME for them)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if (env.get(b"SLURM_JOB_ID") == str(job).encode()
+                and env.get(b"SLURMD_NODENAME") == node.encode()
+                and b"mpi_es" in cmdline and b"python" in cmdline and b"srun" not in cmdline):
+            found.append(int(entry))
+    return found
+
+
+def wait_for_generation(output, generation: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while f"gen {generation:>5}" not in (output.read_text() if output.exists() else ""):
+        assert time.monotonic() < deadline, f"job never reached generation {generation}"
+        time.sleep(0.2)
+
+
+def test_preempt_requeue_resume_across_two_nodes(tmp_path):
+    out = tmp_path / "run"
+    output = tmp_path / "job.out"
+    job = sbatch(*TWO_NODES, f"--output={output}", "jobs/train.sbatch",
+                 str(REFERENCE / "mirrored-adam.yaml"), "--out-dir", str(out),
+                 "--set", "stop.generations=8",
+                 env=slurm_env(MPI_ES_TEST_CHECKPOINT_PAUSE="0.5"))
+    wait_for_generation(output, 2)
+    subprocess.run(["scancel", "--signal=USR1", "--batch", str(job)], check=True)
+    info, = wait_done(job)
+    text = output.read_text()
+    assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", text
+    assert "requeueing job" in text and "resuming from" in text
+    assert [int(r["Generation"]) for r in runlog.read(out / "log.csv")] == list(range(1, 9))
+    straight = tmp_path / "straight"
+    assert run_mpi(1, str(REFERENCE / "mirrored-adam.yaml"), "--out-dir", str(straight),
+                   "--set", "stop.generations=8").returncode == 0
+    np.testing.assert_array_equal(final_theta(out), final_theta(straight))
+
+
+def test_a_lost_node_requeues_and_the_resume_is_exact(tmp_path):
+    out = tmp_path / "run"
+    output = tmp_path / "job.out"
+    job = sbatch(*TWO_NODES, f"--output={output}", "jobs/train.sbatch",
+                 str(REFERENCE / "mirrored-adam.yaml"), "--out-dir", str(out),
+                 "--set", "stop.generations=8",
+                 env=slurm_env(MPI_ES_TEST_CHECKPOINT_PAUSE="0.5"))
+    wait_for_generation(output, 2)
+    victims = rank_pids(job, "n2")
+    assert victims, "found no rank of the job on n2"
+    killed = time.monotonic()
+    for pid in victims:
+        os.kill(pid, 9)                       # the node's ranks die at once, as in a crash
+    deadline = time.monotonic() + 60
+    while "requeueing job" not in output.read_text():
+        assert time.monotonic() < deadline, output.read_text()
+        time.sleep(0.1)
+    ended = time.monotonic() - killed
+    info, = wait_done(job)
+    resumed = time.monotonic() - killed
+    text = output.read_text()
+    assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", text
+    assert "restart 1 of at most 3" in text and "resuming from" in text
+    rows = runlog.read(out / "log.csv")
+    assert [int(r["Generation"]) for r in rows] == list(range(1, 9))
+    straight = tmp_path / "straight"
+    assert run_mpi(1, str(REFERENCE / "mirrored-adam.yaml"), "--out-dir", str(straight),
+                   "--set", "stop.generations=8").returncode == 0
+    np.testing.assert_array_equal(final_theta(out), final_theta(straight))
+    print(f"node lost -> job requeued in {ended:.1f} s -> finished in {resumed:.1f} s")
+    assert ended < 30
+
+
+def test_restarts_are_bounded(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", env_id="tests_envs:Faulty-v0",
+                       stop={"generations": 3})
+    output = tmp_path / "job.out"
+    job = sbatch(f"--output={output}", "jobs/train.sbatch", str(cfg), "--out-dir",
+                 str(tmp_path / "run"),
+                 env=slurm_env(MAX_RESTARTS="1", FAULTY_MODE="raise", FAULTY_RANK="1"))
+    info, = wait_done(job)
+    text = output.read_text()
+    assert info["JobState"] == "FAILED" and info["Restarts"] == "1", text
+    assert "restart 1 of at most 1" in text and "not requeueing" in text
