@@ -135,6 +135,7 @@ class Config(_Section):
     calc_obstat_prob: Probability = 0.01
     l2coeff: NonNegativeFloat = 0.005
     eval_prob: Probability = 0.003
+    reward_shift: Annotated[float, Field(allow_inf_nan=False)] = 0.0
     timestep_limit: Optional[PositiveInt] = None
     episode_timeout_s: Optional[PositiveFloat] = None
     stop: StopConfig = StopConfig()
@@ -159,6 +160,12 @@ class Config(_Section):
             raise _KeyedError("calc_obstat_prob", "must be > 0 when "
                               "optimizations.observation_normalization is true "
                               "(or turn observation_normalization off)")
+        if self.reward_shift and (not self.optimizations.fitness_shaping
+                                  or self.return_proc_mode != "centered_rank"):
+            raise _KeyedError("reward_shift", "only shifts returns (return - reward_shift x "
+                              "episode length), so it needs fitness_shaping with "
+                              "return_proc_mode centered_rank; sign-based modes and raw "
+                              "returns would ignore it")
         if self.out_dir is None:
             self.out_dir = str(Path("runs") / re.sub(r"[^A-Za-z0-9_.-]+", "_", self.env_id))
         return self

@@ -254,7 +254,11 @@ class Trainer:
         """Every rank: shape all returns, step its own block, assemble theta everywhere."""
         cfg, state, world, blocks = self.cfg, self.state, self.world, self.blocks
         t0 = time.perf_counter()
-        processed = es.shape_returns(data.returns, data.signreturns,
+        returns = data.returns
+        if cfg.reward_shift:
+            # the survival bonus taken out of every training step; the log keeps the true return
+            returns = returns - cfg.reward_shift * data.lengths
+        processed = es.shape_returns(returns, data.signreturns,
                                      fitness_shaping=cfg.optimizations.fitness_shaping,
                                      mode=cfg.return_proc_mode)
         g = es.es_gradient(processed, data.noise_indices,

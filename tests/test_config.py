@@ -141,3 +141,10 @@ def test_population_too_small_for_the_ranks_is_warned_with_a_suggestion():
                        "optimizations": {"mirrored_sampling": False}})
     assert "30 noise vectors" in single.idle_ranks_warning(64) and "128" in \
         single.idle_ranks_warning(64)
+
+
+def test_reward_shift_needs_centered_rank_shaping():
+    assert config.validate({"env_id": "Hopper-v5", "reward_shift": 1.0}).reward_shift == 1.0
+    for bad in ({"return_proc_mode": "sign"}, {"optimizations": {"fitness_shaping": False}}):
+        with pytest.raises(ConfigError, match="'reward_shift'.*centered_rank"):
+            config.validate({"env_id": "Hopper-v5", "reward_shift": 1.0, **bad})

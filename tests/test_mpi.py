@@ -131,3 +131,18 @@ def test_noise_table_is_identical_and_held_once_per_node():
         if n > 1:
             assert all(r["shared"] for r in reports)
             assert len({r["path"] for r in reports}) == 1
+
+
+def test_reward_shift_changes_the_ranking_not_the_logged_returns(tmp_path):
+    runs = {}
+    for shift in (0, 1):
+        out = tmp_path / f"shift{shift}"
+        proc = run_mpi(2, "jobs/inverted_pendulum.yaml", "--out-dir", str(out),
+                       "--set", "stop.generations=3", "--set", f"reward_shift={shift}")
+        assert proc.returncode == 0, proc.stderr
+        runs[shift] = (runlog.read(out / "log.csv"), final_state(out)["theta"])
+    (plain_log, plain_theta), (shifted_log, shifted_theta) = runs[0], runs[1]
+    # the same first generation is played and logged with its true returns...
+    assert plain_log[0]["GenRewMean"] == shifted_log[0]["GenRewMean"]
+    # ...but ranked differently: episodes last different lengths in InvertedPendulum
+    assert not np.array_equal(plain_theta, shifted_theta)
