@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import checkpoint
+from . import checkpoint, runlock
 from .config import Config
 from .envs import resolve_env_id
 from .train import Setup
@@ -47,12 +47,15 @@ def describe(cfg: Config, setup: Setup, world_size: int) -> str:
 def out_dir_status(cfg: Config) -> str:
     out = Path(cfg.out_dir)
     path = out / "checkpoint.h5"
+    holder = runlock.held_by(out)
+    if holder:
+        return f"in use by another job ({holder}): a run there would be refused"
     if path.exists():
         try:
             generation = checkpoint.load(path).state.generation
         except checkpoint.CheckpointError as exc:
             return f"holds an unusable checkpoint: {exc}"
         return f"--resume auto would continue from generation {generation}"
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(p.name != runlock.LOCK_NAME for p in out.iterdir()):
         return "exists, no checkpoint: a run would start fresh"
     return "new run"

@@ -135,6 +135,7 @@ def load_and_prepare(args, world):
 
 
 def cmd_train(args, world) -> int:
+    from . import runlock
     from .resume import checkpoint_to_resume, load_for_resume
     from .train import run_training
     cfg, setup = load_and_prepare(args, world)
@@ -152,6 +153,9 @@ def cmd_train(args, world) -> int:
               f"({state.timesteps_so_far} timesteps so far)", flush=True)
         return state
 
+    # Before anything in out_dir is read for a resume, cleaned up or written: one job per run
+    # directory. Rank 0 holds the lock until the process ends.
+    lock = agreed(world, lambda: runlock.acquire(cfg.out_dir) if world.is_root else None)
     resumed = agreed(world, starting_state)
     try:
         signalled = run_training(cfg, world, setup, resumed)
@@ -159,6 +163,9 @@ def cmd_train(args, world) -> int:
         if world.is_root:
             print(f"error: {exc}", file=sys.stderr, flush=True)
         return EXIT_USAGE
+    finally:
+        if lock is not None:
+            lock.release()
     return EXIT_STOPPED if signalled else EXIT_OK
 
 

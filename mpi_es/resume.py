@@ -7,6 +7,7 @@ import yaml
 
 from . import checkpoint
 from .config import Config, ConfigError
+from .runlock import LOCK_NAME
 
 # Keys that may differ between a checkpoint and the run resuming it: they do not change the math.
 HARMLESS_KEYS = ("stop", "snapshot_freq", "out_dir", "episode_timeout_s")
@@ -16,7 +17,7 @@ def checkpoint_to_resume(cfg: Config, resume: str) -> Path | None:
     """The checkpoint to continue from, or None for a fresh start. Raises ConfigError."""
     out_dir = Path(cfg.out_dir)
     if resume == "never":
-        if out_dir.exists() and any(out_dir.iterdir()):
+        if out_dir.exists() and any(p.name != LOCK_NAME for p in out_dir.iterdir()):
             raise ConfigError(f"--resume never: out_dir {out_dir} is not empty; choose another "
                               f"--out-dir, remove it, or use --resume auto to continue the run")
         return None
