@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, h5check
 from .config import ConfigError
 from .es import RunningStat, make_optimizer
 
@@ -106,34 +106,76 @@ def remove_stale_temps(directory: str | Path) -> list[Path]:
     return removed
 
 
+OPTIMIZER_ARRAYS = {"adam": ("m", "v"), "sgd": ("v",), "none": ()}
+
+
 def _read(path: Path) -> tuple[dict, dict[str, np.ndarray], dict]:
+    """Every field checked (links, storage, dtype, shape, size, finite, ranges) while read."""
     import h5py
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a regular file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty")
     try:
-        with h5py.File(path, "r") as f:
-            missing = [name for name in REQUIRED if name not in f]
-            missing += [f"attribute {a}" for a in REQUIRED_ATTRS if a not in f.attrs]
-            if missing:
-                raise CheckpointError(f"{path}: not a complete mpi_es checkpoint "
-                                      f"(missing {', '.join(missing)})")
-            attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
-            version = int(attrs["format_version"])
-            if version > FORMAT_VERSION:
-                raise CheckpointError(f"{path}: format_version {version} is newer than this "
-                                      f"mpi_es ({__version__}) reads (up to {FORMAT_VERSION}); "
-                                      f"upgrade mpi_es")
-            arrays = {name: f[name][()] for name in REQUIRED if name != "optimizer"}
-            opt_group = f["optimizer"]
-            optimizer = {k: v[...] for k, v in opt_group.items()}
-            optimizer.update({k: v.item() if isinstance(v, np.generic) else v
-                              for k, v in opt_group.attrs.items()})
-    except CheckpointError:
-        raise
+        f = h5py.File(path, "r")
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable HDF5 checkpoint ({exc})") from None
+    try:
+        with f:
+            return _read_fields(f)
+    except h5check.BadField as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: not a readable HDF5 checkpoint ({exc})") from None
+
+
+def _read_fields(f) -> tuple[dict, dict[str, np.ndarray], dict]:
+    missing = [name for name in REQUIRED if name.split("/")[0] not in f]
+    missing += [f"attribute {a}" for a in REQUIRED_ATTRS if a not in f.attrs]
+    if missing:
+        raise h5check.BadField(f"not a complete mpi_es checkpoint (missing {', '.join(missing)})")
+    attr = h5check.attribute
+    version = attr(f, "format_version", int, minimum=1)
+    if version > FORMAT_VERSION:
+        raise h5check.BadField(f"format_version {version} is newer than this mpi_es "
+                               f"({__version__}) reads (up to {FORMAT_VERSION}); upgrade mpi_es")
+    attrs = {"format_version": version,
+             "generation": attr(f, "generation", int, minimum=0),
+             "timesteps_so_far": attr(f, "timesteps_so_far", int, minimum=0),
+             "episodes_so_far": attr(f, "episodes_so_far", int, minimum=0),
+             "env_id": attr(f, "env_id", str), "config": attr(f, "config", str)}
+    if "time_elapsed" in f.attrs:
+        attrs["time_elapsed"] = attr(f, "time_elapsed", float, minimum=0.0)
+    for key in ("num_params", *library_versions()):
+        if key in f.attrs:
+            attrs[key] = attr(f, key, int if key == "num_params" else str)
+    theta = h5check.dataset(f, "theta", dtype=np.float32, ndim=1, max_elements=h5check.MAX_PARAMS)
+    sum_ = h5check.dataset(f, "obstat/sum", dtype=np.float64, ndim=1,
+                           max_elements=h5check.MAX_OB_DIM)
+    arrays = {"theta": theta, "obstat/sum": sum_,
+              "obstat/sumsq": h5check.dataset(f, "obstat/sumsq", dtype=np.float64, ndim=1,
+                                              max_elements=h5check.MAX_OB_DIM, shape=sum_.shape),
+              "obstat/count": h5check.dataset(f, "obstat/count", dtype=np.float64, ndim=0,
+                                              max_elements=1)}
+    if float(arrays["obstat/count"]) <= 0:
+        raise h5check.BadField(f"/obstat/count must be > 0, got {float(arrays['obstat/count'])}")
+    if np.any(arrays["obstat/sumsq"] < 0):
+        raise h5check.BadField("/obstat/sumsq holds negative values")
+    group = f["optimizer"]
+    name = attr(group, "name", str)
+    if name not in OPTIMIZER_ARRAYS:
+        raise h5check.BadField(f"/optimizer has unknown name {name!r} "
+                               f"(known: {', '.join(OPTIMIZER_ARRAYS)})")
+    optimizer: dict = {"name": name}
+    if name != "none":
+        optimizer["t"] = attr(group, "t", int, minimum=0)
+    for key in OPTIMIZER_ARRAYS[name]:
+        optimizer[key] = h5check.dataset(f, f"optimizer/{key}", dtype=np.float32, ndim=1,
+                                         max_elements=h5check.MAX_PARAMS, shape=theta.shape)
+    if name == "adam" and np.any(optimizer["v"] < 0):
+        raise h5check.BadField("/optimizer/v (Adam) holds negative values")
     return attrs, arrays, optimizer
 
 
@@ -153,22 +195,16 @@ class Loaded:
 
 
 def load(path: str | Path) -> Loaded:
-    """Read and check a checkpoint or snapshot."""
+    """Read and check a checkpoint or snapshot; CheckpointError (exit 2) names what is wrong."""
     path = Path(path)
     attrs, arrays, opt = _read(path)
-    theta = np.asarray(arrays["theta"])
-    if theta.dtype != np.float32 or theta.ndim != 1 or not np.all(np.isfinite(theta)):
-        raise CheckpointError(f"{path}: /theta must be a finite 1-D float32 array")
-    obstat = RunningStat(np.asarray(arrays["obstat/sum"], np.float64),
-                         np.asarray(arrays["obstat/sumsq"], np.float64),
+    theta = arrays["theta"]
+    obstat = RunningStat(arrays["obstat/sum"], arrays["obstat/sumsq"],
                          float(arrays["obstat/count"]))
-    name = str(opt.pop("name", "none"))
-    opt_state = {k: (int(v) if k == "t" else v) for k, v in opt.items()}
-    if any(np.shape(v) not in ((), theta.shape) for v in opt_state.values()):
-        raise CheckpointError(f"{path}: optimizer state does not match /theta's size")
+    name = opt.pop("name")
     state = TrainState(theta=theta, optimizer=None, obstat=obstat,
-                       generation=int(attrs["generation"]),
-                       timesteps_so_far=int(attrs["timesteps_so_far"]),
-                       episodes_so_far=int(attrs["episodes_so_far"]),
-                       time_elapsed=float(attrs.get("time_elapsed", 0.0)))
-    return Loaded(state, attrs, name, opt_state)
+                       generation=attrs["generation"],
+                       timesteps_so_far=attrs["timesteps_so_far"],
+                       episodes_so_far=attrs["episodes_so_far"],
+                       time_elapsed=attrs.get("time_elapsed", 0.0))
+    return Loaded(state, attrs, name, opt)

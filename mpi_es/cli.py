@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="MuJoCo camera (default: the model's 'track' camera if any)")
     evaluate.add_argument("--width", type=int, default=480)
     evaluate.add_argument("--height", type=int, default=360)
+    evaluate.add_argument("--allow-import", action="append", default=[], metavar="MODULE",
+                          help="let a checkpoint's `module:Id` env import MODULE (repeatable)")
     plot = sub.add_parser("plot", help="learning curves from the log.csv of runs")
     plot.add_argument("runs", nargs="+", metavar="RUN_DIR")
     plot.add_argument("-o", "--output", default="curve.png", metavar="PNG")
@@ -96,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="save a snapshot's policy as a Keras model")
     export.add_argument("file", metavar="SNAPSHOT.h5")
     export.add_argument("-o", "--output", required=True, metavar="MODEL.keras")
+    export.add_argument("--allow-import", action="append", default=[], metavar="MODULE",
+                        help="let a checkpoint's `module:Id` env import MODULE (repeatable)")
     info = sub.add_parser("info", help="show what a checkpoint or snapshot holds")
     info.add_argument("file", metavar="FILE.h5")
     return parser
@@ -201,7 +205,7 @@ def cmd_evaluate(args, world) -> int:
             raise ConfigError("--episodes, --video-episodes and --fps must be at least 1")
         if args.video:
             evaluate.check_video_path(args.video)
-        snapshot = evaluate.load_snapshot(args.file)
+        snapshot = evaluate.load_snapshot(args.file, args.allow_import)
         if args.video and args.camera:
             evaluate.choose_camera(snapshot.cfg.env_id, args.camera)
         return snapshot
@@ -226,7 +230,7 @@ def cmd_export(args, world) -> int:
     def saved():
         if not world.is_root:
             return None
-        snapshot = evaluate.load_snapshot(args.file)
+        snapshot = evaluate.load_snapshot(args.file, args.allow_import)
         return snapshot, export.export(snapshot, args.output)
 
     result = agreed(world, saved)

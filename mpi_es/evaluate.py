@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from . import checkpoint, config, slots
 from .config import ConfigError
@@ -26,11 +25,25 @@ class Snapshot:
     generation: int
 
 
-def load_snapshot(path: str | Path) -> Snapshot:
+def stored_config(path, loaded: checkpoint.Loaded) -> config.Config:
+    source = f"{path} (stored config)"
+    return config.validate(config.parse_yaml(loaded.attrs["config"], source), source=source)
+
+
+def check_import_allowed(env_id: str, path, allowed: list[str]) -> None:
+    """A `module:Id` env stored in a file imports that module only if the user named it."""
+    module = env_id.split(":", 1)[0] if ":" in env_id else None
+    if module is not None and module not in allowed:
+        raise ConfigError(f"{path}: its env_id {env_id!r} would import the Python module "
+                          f"{module!r}, named only inside the file; if you trust it, pass "
+                          f"--allow-import {module}")
+
+
+def load_snapshot(path: str | Path, allow_import: list[str] = ()) -> Snapshot:
     """The config and noise-free policy stored in a checkpoint or snapshot."""
     loaded = checkpoint.load(path)
-    cfg = config.validate(yaml.safe_load(str(loaded.attrs["config"])),
-                          source=f"{path} (stored config)")
+    cfg = stored_config(path, loaded)
+    check_import_allowed(cfg.env_id, path, list(allow_import))
     env = make_env(cfg.env_id)
     spec = policy_spec(cfg, env)
     env.close()

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from . import checkpoint
-from .config import Config, ConfigError
+from .config import Config, ConfigError, parse_yaml
 from .runlock import LOCK_NAME
 
 # Keys that may differ between a checkpoint and the run resuming it: they do not change the math.
@@ -41,9 +39,12 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
-def config_differences(stored_yaml: str, cfg: Config) -> list[str]:
+def config_differences(stored_yaml: str, cfg: Config, source: str = "checkpoint") -> list[str]:
     """Math-changing differences between a checkpoint's config and cfg, one line each."""
-    old = _flatten(yaml.safe_load(stored_yaml) or {})
+    stored = parse_yaml(stored_yaml, f"{source} (stored config)")
+    if not isinstance(stored, dict):
+        raise ConfigError(f"{source}: its stored config is not a mapping of keys to values")
+    old = _flatten(stored)
     new = _flatten(cfg.model_dump(mode="json"))
     lines = []
     for key in sorted(set(old) | set(new)):
@@ -59,7 +60,7 @@ def load_for_resume(path: Path, cfg: Config, num_params: int) -> tuple[checkpoin
                                                                        list[str]]:
     """The state to continue from and any warnings. Raises ConfigError when it cannot be used."""
     loaded = checkpoint.load(path)
-    differences = config_differences(str(loaded.attrs["config"]), cfg)
+    differences = config_differences(loaded.attrs["config"], cfg, str(path))
     if differences:
         raise ConfigError(f"cannot resume from {path}: the config changes the training math\n  "
                           + "\n  ".join(differences)

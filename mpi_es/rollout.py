@@ -52,6 +52,8 @@ def run_episode(env, policy: Policy, *, limit: int, reset_seed: int,
         action = policy.act(ob)
         if noisy:
             action = action + noise_block[t % NOISE_BLOCK]
+        if not np.isfinite(action).all():
+            raise EpisodeFault(f"non-finite action at step {t}: {action}")
         action = np.minimum(np.maximum(action, low), high)
         if actions is not None:
             actions.append(action)
