@@ -12,10 +12,15 @@ import sys  # noqa: E402
 from typing import Callable, TypeVar  # noqa: E402
 
 from .config import ConfigError  # noqa: E402
+from .signals import StopRequest  # noqa: E402
 
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_STOPPED = 75
+
+# The train command's stop request: installed before MPI starts, so a signal at any moment of a
+# job's life ends in a clean stop.
+STOP = StopRequest(verbose=False)
 
 SUBCOMMANDS = ("train", "check", "info", "bench", "evaluate", "plot", "export")
 T = TypeVar("T")
@@ -161,8 +166,15 @@ def cmd_train(args, world) -> int:
     # directory. Rank 0 holds the lock until the process ends.
     lock = agreed(world, lambda: runlock.acquire(cfg.out_dir) if world.is_root else None)
     resumed = agreed(world, starting_state)
+    if world.any_true(STOP.requested) and resumed is None:
+        if world.is_root:
+            print("stopped: a signal arrived before training started; nothing to resume yet "
+                  "(run the same command again to start)", flush=True)
+        if lock is not None:
+            lock.release()
+        return EXIT_STOPPED
     try:
-        signalled = run_training(cfg, world, setup, resumed)
+        signalled = run_training(cfg, world, setup, resumed, STOP)
     except ConfigError as exc:     # raised on every rank alike (start-up consistency check)
         if world.is_root:
             print(f"error: {exc}", file=sys.stderr, flush=True)
@@ -258,8 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     from .parallel import World, install_abort_on_exception
     install_abort_on_exception()
     argv = normalize_argv(list(sys.argv[1:] if argv is None else argv))
+    if argv and argv[0] == "train":
+        # From launch on, SIGTERM/SIGINT/SIGUSR1 ask for a clean stop (exit 75), never kill.
+        STOP.install()
     world = World()
     _Parser.quiet = not world.is_root
+    STOP.verbose = world.is_root
     try:
         parser = build_parser()
         try:

@@ -26,11 +26,13 @@ class RunLog:
 
         A run killed after appending a row but before replacing its checkpoint resumes from the
         previous generation; dropping the later rows keeps each generation in the log once.
+        A damaged tail (a partial last row, NUL bytes after a crash) is dropped too, and said.
         """
         self.path = Path(path)
-        rows = read(self.path) if self.path.exists() and self.path.stat().st_size else []
+        rows, damaged = read_checked(self.path) if self.path.exists() else ([], 0)
         kept = [r for r in rows if int(r["Generation"]) <= keep_through]
-        if rows and len(kept) == len(rows):
+        self.dropped_damaged = damaged
+        if rows and len(kept) == len(rows) and not damaged:
             return
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "w", newline="") as fh:
@@ -51,3 +53,32 @@ class RunLog:
 def read(path: str | Path) -> list[dict]:
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+def read_checked(path: str | Path) -> tuple[list[dict], int]:
+    """The log's good rows (every column, whole generation numbers in order) and how many lines
+    after them were damaged and left out."""
+    text = Path(path).read_bytes().decode("utf-8", errors="replace")
+    lines = text.split("\n")
+    complete = text.endswith("\n")
+    body = [line for line in lines[1:-1]] if complete else lines[1:]
+    good = []
+    for index, line in enumerate(body):
+        if not line:
+            continue
+        fields = next(csv.reader([line]), [])
+        row = dict(zip(COLUMNS, fields))
+        partial = index == len(body) - 1 and not complete
+        if partial or "\0" in line or len(fields) != len(COLUMNS) or not _generation_follows(
+                row, good):
+            return good, sum(1 for rest in body[index:] if rest.strip("\0"))
+        good.append(row)
+    return good, 0
+
+
+def _generation_follows(row: dict, good: list[dict]) -> bool:
+    try:
+        generation = int(row["Generation"])
+    except ValueError:
+        return False
+    return generation >= 1 and (not good or generation > int(good[-1]["Generation"]))

@@ -35,10 +35,13 @@ class StopRequest:
         sys.stdout.flush()
         os._exit(EXIT_STOPPED)
 
-    def __enter__(self) -> "StopRequest":
+    def install(self) -> "StopRequest":
         for sig in STOP_SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
+
+    def __enter__(self) -> "StopRequest":
+        return self.install()
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():

@@ -3,6 +3,7 @@ updates its own block of theta; rank 0 logs and checkpoints."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,8 +116,11 @@ class Outputs:
         (self.dir / "snapshots").mkdir(parents=True, exist_ok=True)
         checkpoint.remove_stale_temps(self.dir)
         checkpoint.remove_stale_temps(self.dir / "snapshots")
-        (self.dir / "config.yaml").write_text(self.config_yaml)
+        write_atomically(self.dir / "config.yaml", self.config_yaml)
         self.log = runlog.RunLog(self.dir / "log.csv", keep_through=state.generation)
+        if self.log.dropped_damaged:
+            self.say(f"warning: {self.dir / 'log.csv'}: dropped {self.log.dropped_damaged} "
+                     f"damaged line(s) at its end (a crash mid-write?); the good rows are kept")
         if fresh:
             self.save_checkpoint(state)
 
@@ -144,6 +148,18 @@ class Outputs:
             checkpoint.save(path, state, env_id=self.cfg.env_id, config_yaml=self.config_yaml)
         self.save_checkpoint(state)
         print(progress_line(row), flush=True)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Temp file, fsync, os.replace: never half a file, and never written through a symlink
+    (os.replace swaps the link itself)."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def progress_line(row: dict) -> str:
@@ -187,19 +203,18 @@ class Trainer:
         return (f"{self.cfg.env_id}, generation {generation + 1}, slot {index}, "
                 f"rank {self.world.rank}")
 
-    def run(self) -> tuple[str, bool]:
+    def run(self, stop: StopRequest) -> tuple[str, bool]:
         """Train until a stop condition or signal: (why it stopped, whether by a signal)."""
-        with StopRequest(verbose=self.world.is_root) as stop:
-            while True:
-                # rank 0's clock decides stop.seconds, so rank 0 decides for everyone
-                decision = stop_reason(self.cfg, self.state)
-                reason = self.world.bcast(decision if self.world.is_root else None)
-                if reason is not None:
-                    return reason, False
-                # Every rank learns whether any rank was signalled: they stop together.
-                if self.world.any_true(stop.requested):
-                    return "stopped by a signal; resume with --resume auto", True
-                self.generation()
+        while True:
+            # rank 0's clock decides stop.seconds, so rank 0 decides for everyone
+            decision = stop_reason(self.cfg, self.state)
+            reason = self.world.bcast(decision if self.world.is_root else None)
+            if reason is not None:
+                return reason, False
+            # Every rank learns whether any rank was signalled: they stop together.
+            if self.world.any_true(stop.requested):
+                return "stopped by a signal; run the same command again to resume", True
+            self.generation()
 
     def generation(self) -> None:
         world, state, cfg = self.world, self.state, self.cfg
@@ -358,7 +373,7 @@ def verify_consistent(world: World, cfg: Config, table: noise.NoiseTable) -> Non
 
 
 def run_training(cfg: Config, world: World, setup: Setup,
-                 resumed: checkpoint.TrainState | None) -> bool:
+                 resumed: checkpoint.TrainState | None, stop: StopRequest) -> bool:
     """Everything after the config, env and checkpoint checks passed on every rank.
 
     `resumed` is the state to continue from (rank 0 only), or None for a fresh start.
@@ -374,7 +389,9 @@ def run_training(cfg: Config, world: World, setup: Setup,
     outputs.say(f"mpi_es: {gym_id} | {world.size} rank(s) on this job | "
                 f"{setup.spec.num_params} parameters | population {cfg.population_size} | "
                 f"noise table {table.size * 4 / 2**20:.0f} MiB per node, built in "
-                f"{time.perf_counter() - t0:.2f} s | out_dir {cfg.out_dir}")
+                f"{time.perf_counter() - t0:.2f} s | out_dir {Path(cfg.out_dir).resolve()} ("
+                + ("fresh start" if resumed is None else
+                   f"resuming from generation {resumed.generation}") + ")")
     warning = cfg.idle_ranks_warning(world.size)
     if warning:
         outputs.say(warning)
@@ -382,7 +399,7 @@ def run_training(cfg: Config, world: World, setup: Setup,
     outputs.start(state, fresh=resumed is None)
     state = world.bcast(state if world.is_root else None)   # the same start on every rank
     trainer = Trainer(cfg, world, setup, table, state, outputs)
-    reason, signalled = trainer.run()
+    reason, signalled = trainer.run(stop)
     state = trainer.state
     outputs.say(f"{'stopped' if signalled else 'done'}: {reason}; {state.generation} "
                 f"generations, {state.timesteps_so_far} timesteps; checkpoint "

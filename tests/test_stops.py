@@ -1,0 +1,78 @@
+"""Every stop is resumable from the first second; a damaged log tail or a symlinked config.yaml
+cannot hurt a run."""
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import run_mpi, start_mpi, write_config
+from mpi_es import checkpoint, runlog
+
+pytestmark = pytest.mark.mpi
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT])
+def test_a_signal_during_start_up_exits_75(tmp_path, sig):
+    # a 400 MB noise table takes a few seconds to build: the signal lands before training
+    cfg = write_config(tmp_path / "c.yaml", noise_table={"size": 100_000_000})
+    out = tmp_path / "run"
+    proc = start_mpi(2, str(cfg), "--out-dir", str(out))
+    time.sleep(1.5)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 75, (stdout, stderr)
+    assert "Traceback" not in stderr
+    if (out / "checkpoint.h5").exists():      # the signal came after the fresh checkpoint
+        assert checkpoint.load(out / "checkpoint.h5").state.generation == 0
+        assert "run the same command again to resume" in stdout
+    else:
+        assert "nothing to resume yet" in stdout
+    again = run_mpi(2, str(cfg), "--out-dir", str(out), "--set", "stop.generations=2")
+    assert again.returncode == 0, again.stderr
+
+
+def test_a_damaged_log_tail_is_dropped_and_said(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", stop={"generations": 3})
+    out = tmp_path / "run"
+    assert run_mpi(1, str(cfg), "--out-dir", str(out)).returncode == 0
+    log = out / "log.csv"
+    good = log.read_bytes()
+    log.write_bytes(good + b"4,12.5,3" + b"\0" * 50)         # a crash mid-append
+    proc = run_mpi(2, str(cfg), "--out-dir", str(out), "--set", "stop.generations=5")
+    assert proc.returncode == 0, proc.stderr
+    assert "dropped 1 damaged line(s)" in proc.stdout
+    rows = runlog.read(log)
+    assert [int(r["Generation"]) for r in rows] == [1, 2, 3, 4, 5]
+    assert all(len(r) == len(runlog.COLUMNS) for r in rows) and b"\0" not in log.read_bytes()
+
+
+def test_config_yaml_is_never_written_through_a_symlink(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", stop={"generations": 1})
+    out = tmp_path / "run"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    os.symlink(victim, out / "config.yaml")
+    proc = run_mpi(1, str(cfg), "--out-dir", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert victim.read_text() == "keep me\n"
+    assert not (out / "config.yaml").is_symlink()
+    assert "population_size: 20" in (out / "config.yaml").read_text()
+    assert f"out_dir {out.resolve()} (fresh start)" in proc.stdout
+
+
+def test_read_only_out_dir_is_a_one_line_error(tmp_path):
+    if os.geteuid() == 0:
+        target = tmp_path / "file"
+        target.write_text("x")             # root writes anywhere: use a file instead
+        cfg = write_config(tmp_path / "c.yaml", out_dir=str(target))
+        proc = run_mpi(2, str(cfg))
+        assert proc.returncode == 2 and proc.stderr.count("is a file, not a directory") == 1
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        cfg = write_config(tmp_path / "c.yaml", out_dir=str(ro / "run"))
+        proc = run_mpi(2, str(cfg))
+        assert proc.returncode == 2 and proc.stderr.count("cannot create its lock file") == 1
+    assert "Traceback" not in proc.stderr
