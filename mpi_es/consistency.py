@@ -1,7 +1,6 @@
 """Start-up checks that every rank runs the same thing, and that the noise table fits."""
 from __future__ import annotations
 
-import hashlib
 import os
 import zlib
 
@@ -14,8 +13,20 @@ def noise_checksum(table: np.ndarray) -> str:
     return f"{table.size}:{zlib.crc32(np.ascontiguousarray(table[::stride]).tobytes()):08x}"
 
 
-def fingerprint(config_yaml: str, table: np.ndarray, versions: dict[str, str]) -> dict[str, str]:
-    return {"resolved config": hashlib.sha256(config_yaml.encode()).hexdigest()[:16],
+def _flat(tree: dict, prefix: str = "") -> dict[str, str]:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = repr(value)
+    return out
+
+
+def fingerprint(config: dict, table: np.ndarray, versions: dict[str, str]) -> dict[str, str]:
+    """What every rank must agree on: each resolved config key (named, so a mismatch says which
+    key differs), the noise table's checksum and the library versions."""
+    return {**{f"config {k}": v for k, v in _flat(config).items()},
             "noise table checksum": noise_checksum(table),
             **{k.removesuffix("_version"): v for k, v in versions.items()}}
 
@@ -32,7 +43,7 @@ def mismatches(per_rank: list[dict[str, str]]) -> list[str]:
         for rank, values in enumerate(per_rank):
             groups.setdefault(values.get(key, "<missing>"), []).append(rank)
         if len(groups) > 1:
-            lines.append(f"{key}: " + "; ".join(f"{_ranks(r)} {v!r}" for v, r in groups.items()))
+            lines.append(f"{key}: " + "; ".join(f"{_ranks(r)} {v}" for v, r in groups.items()))
     return lines
 
 

@@ -365,7 +365,8 @@ def generation_row(data: slots.GenerationData, state: checkpoint.TrainState, *, 
 
 def verify_consistent(world: World, cfg: Config, table: noise.NoiseTable) -> None:
     """Every rank must run the same config, noise table and library versions."""
-    mine = consistency.fingerprint(cfg.to_yaml(), table.noise, checkpoint.library_versions())
+    mine = consistency.fingerprint(cfg.model_dump(mode="json"), table.noise,
+                                   checkpoint.library_versions())
     problems = consistency.mismatches(world.allgather(mine))
     if problems:
         raise ConfigError("the ranks of this job disagree (a node with a different install or "
