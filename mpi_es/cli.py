@@ -46,8 +46,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="mpi_es", description="OpenAI Evolution Strategies over MPI.")
+    from . import __version__
+    parser = _Parser(prog="mpi_es", description="OpenAI Evolution Strategies over MPI.",
+                     epilog="`mpi_es CONFIG.yaml [options]` is short for `mpi_es train "
+                            "CONFIG.yaml [options]`; launch it under mpiexec or srun, e.g. "
+                            "`mpiexec -n 2 python -m mpi_es jobs/inverted_pendulum.yaml`.")
+    parser.add_argument("--version", action="version", version=f"mpi_es {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.commands = sub.choices
     train = sub.add_parser("train", help="train a policy (the default command)",
                            description="Train a policy. Launch under mpiexec/srun: every rank "
                                        "is a worker; rank 0 also updates and writes OUT_DIR.")
@@ -77,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="play the noise-free policy of a snapshot",
                               description="Play the noise-free policy of a checkpoint or snapshot "
                                           "(in parallel under mpiexec) and report returns.")
-    evaluate.add_argument("file", metavar="SNAPSHOT.h5")
+    evaluate.add_argument("file", metavar="SNAPSHOT.h5|RUN_DIR")
     evaluate.add_argument("--episodes", type=int, default=10, metavar="N", help="default 10")
     evaluate.add_argument("--seed", type=int, default=0, metavar="S",
                           help="episode i starts from a reset seed derived from (S, i)")
@@ -106,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--allow-import", action="append", default=[], metavar="MODULE",
                         help="let a checkpoint's `module:Id` env import MODULE (repeatable)")
     info = sub.add_parser("info", help="show what a checkpoint or snapshot holds")
-    info.add_argument("file", metavar="FILE.h5")
+    info.add_argument("file", metavar="FILE.h5|RUN_DIR")
     return parser
 
 
@@ -166,6 +172,10 @@ def cmd_train(args, world) -> int:
     # directory. Rank 0 holds the lock until the process ends.
     lock = agreed(world, lambda: runlock.acquire(cfg.out_dir) if world.is_root else None)
     resumed = agreed(world, starting_state)
+    if world.bcast(finished_already(cfg, resumed) if world.is_root else None):
+        if lock is not None:
+            lock.release()
+        return EXIT_OK
     if world.any_true(STOP.requested) and resumed is None:
         if world.is_root:
             print("stopped: a signal arrived before training started; nothing to resume yet "
@@ -185,9 +195,30 @@ def cmd_train(args, world) -> int:
     return EXIT_STOPPED if signalled else EXIT_OK
 
 
+def finished_already(cfg, resumed) -> bool:
+    """A run resumed at or past its stop limit says so before building any noise table."""
+    from .train import stop_reason
+    reason = stop_reason(cfg, resumed) if resumed is not None else None
+    if reason:
+        print(f"done: {reason} already ({resumed.generation} generations, "
+              f"{resumed.timesteps_so_far} timesteps); raise the limit with --set to train "
+              f"on, e.g. --set stop.generations={resumed.generation * 2}", flush=True)
+    return reason is not None
+
+
 def cmd_check(args, world) -> int:
     from .check import describe
+    from .resume import checkpoint_to_resume, load_for_resume
     cfg, setup = load_and_prepare(args, world)
+
+    def resume_compatible():
+        # everything the start checks, the resume included (not under the lock: check writes
+        # nothing, and a busy out_dir is reported by describe)
+        path = checkpoint_to_resume(cfg, "auto")
+        if path is not None:
+            load_for_resume(path, cfg, setup.spec.num_params)
+
+    agreed(world, lambda: resume_compatible() if world.is_root else None)
     if world.is_root:
         print(describe(cfg, setup, world.size))
         print("config OK")
@@ -211,6 +242,7 @@ def cmd_bench(args, world) -> int:
 
 def cmd_evaluate(args, world) -> int:
     from . import evaluate
+    args.file = checkpoint_path(args.file)
 
     def checked():
         if args.episodes < 1 or args.video_episodes < 1 or args.fps < 1:
@@ -256,9 +288,15 @@ def cmd_export(args, world) -> int:
     return EXIT_OK
 
 
+def checkpoint_path(path: str) -> str:
+    """A run directory means its checkpoint.h5."""
+    from pathlib import Path
+    return str(Path(path) / "checkpoint.h5") if Path(path).is_dir() else path
+
+
 def cmd_info(args, world) -> int:
     from .info import describe
-    print(agreed(world, lambda: describe(args.file) if world.is_root else ""))
+    print(agreed(world, lambda: describe(checkpoint_path(args.file)) if world.is_root else ""))
     return EXIT_OK
 
 
@@ -279,7 +317,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         try:
-            args = parser.parse_args(argv)
+            args, extra = parser.parse_known_args(argv)
+            if extra:       # the usage of the command they were meant for, not the top level
+                (parser.commands.get(args.command) or parser).error(
+                    f"unrecognized arguments: {' '.join(extra)}")
         except ConfigError as exc:
             if world.is_root:
                 print(f"error: {exc}", file=sys.stderr, flush=True)

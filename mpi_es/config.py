@@ -355,7 +355,24 @@ def read_yaml(path: str | Path) -> dict:
 
 
 def load(path: str | Path, overrides: list[str] = (), out_dir: str | None = None) -> Config:
-    raw = apply_overrides(read_yaml(path), list(overrides))
+    import copy
+    from_file = read_yaml(path)
+    raw = apply_overrides(copy.deepcopy(from_file), list(overrides))
     if out_dir is not None:
         raw["out_dir"] = out_dir
-    return validate(raw, source=str(path))
+    try:
+        return validate(raw, source=str(path))
+    except ConfigError as exc:
+        if overrides and _valid(from_file):
+            # the file alone is fine: say that the --set options broke it
+            raise ConfigError(str(exc).replace(
+                f"{path}:", f"--set {' '.join(overrides)} (on {path}):", 1)) from None
+        raise
+
+
+def _valid(raw: dict) -> bool:
+    try:
+        validate(raw)
+    except ConfigError:
+        return False
+    return True

@@ -86,7 +86,8 @@ def summary(results: list[tuple[int, float, int]], path: str, generation: int) -
 
 
 def format_summary(s: dict) -> str:
-    return (f"{s['file']} (generation {s['generation']}): {s['episodes']} episodes\n"
+    plural = "" if s["episodes"] == 1 else "s"
+    return (f"{s['file']} (generation {s['generation']}): {s['episodes']} episode{plural}\n"
             f"  return  mean {s['return_mean']:.2f}  std {s['return_std']:.2f}  "
             f"min {s['return_min']:.2f}  max {s['return_max']:.2f}\n"
             f"  length  mean {s['length_mean']:.1f}  min {s['length_min']}  "

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import checkpoint
-from .config import Config, ConfigError, parse_yaml
+from .config import Config, ConfigError, parse_yaml, validate
 from .runlock import LOCK_NAME
 
 # Keys that may differ between a checkpoint and the run resuming it: they do not change the math.
@@ -41,10 +41,9 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
 
 def config_differences(stored_yaml: str, cfg: Config, source: str = "checkpoint") -> list[str]:
     """Math-changing differences between a checkpoint's config and cfg, one line each."""
-    stored = parse_yaml(stored_yaml, f"{source} (stored config)")
-    if not isinstance(stored, dict):
-        raise ConfigError(f"{source}: its stored config is not a mapping of keys to values")
-    old = _flatten(stored)
+    where = f"{source} (stored config)"
+    # validated, so keys added since the checkpoint was written count with their defaults
+    old = _flatten(validate(parse_yaml(stored_yaml, where), source=where).model_dump(mode="json"))
     new = _flatten(cfg.model_dump(mode="json"))
     lines = []
     for key in sorted(set(old) | set(new)):
@@ -65,7 +64,8 @@ def load_for_resume(path: Path, cfg: Config, num_params: int) -> tuple[checkpoin
         raise ConfigError(f"cannot resume from {path}: the config changes the training math\n  "
                           + "\n  ".join(differences)
                           + "\n(only stop.*, snapshot_freq, out_dir and episode_timeout_s may "
-                            "change on resume)")
+                            "change on resume; to train this config, start a new run with "
+                            f"--out-dir NEW, or remove {Path(cfg.out_dir)} first)")
     if loaded.state.theta.size != num_params:
         raise ConfigError(f"{path}: /theta has {loaded.state.theta.size} parameters, "
                           f"the policy of this config has {num_params}")

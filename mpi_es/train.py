@@ -147,7 +147,7 @@ class Outputs:
             path = self.dir / "snapshots" / f"snapshot_{state.generation:05d}.h5"
             checkpoint.save(path, state, env_id=self.cfg.env_id, config_yaml=self.config_yaml)
         self.save_checkpoint(state)
-        print(progress_line(row), flush=True)
+        print(progress_line(row, self.cfg), flush=True)
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -162,14 +162,42 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def progress_line(row: dict) -> str:
-    line = (f"gen {row['Generation']:>5} | return {row['GenRewMean']:9.2f} "
+def progress(cfg: Config, row: dict) -> tuple[str, float | None]:
+    """('/LIMIT' text, fraction done) for the stop limit nearest to ending the run."""
+    limits = []
+    if cfg.stop.generations:
+        limits.append((row["Generation"] / cfg.stop.generations, f"/{cfg.stop.generations}"))
+    if cfg.stop.timesteps:
+        limits.append((row["TimestepsSoFar"] / cfg.stop.timesteps,
+                       f" (steps {row['TimestepsSoFar'] / 1e6:.2f}M/"
+                       f"{cfg.stop.timesteps / 1e6:.2f}M)"))
+    if cfg.stop.seconds:
+        limits.append((row["TimeElapsed"] / cfg.stop.seconds, f" ({row['TimeElapsed']:.0f}/"
+                                                              f"{cfg.stop.seconds:.0f} s)"))
+    if not limits:
+        return "", None
+    fraction, text = max(limits)
+    return text, min(fraction, 1.0)
+
+
+def duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def progress_line(row: dict, cfg: Config) -> str:
+    limit, fraction = progress(cfg, row)
+    line = (f"gen {row['Generation']:>5}{limit} | return {row['GenRewMean']:9.2f} "
             f"± {row['GenRewStd']:8.2f} (max {row['GenRewMax']:9.2f}) | len {row['GenLenMean']:7.1f}")
     if row["EvalGenCount"]:
         line += f" | eval {row['EvalGenRewardMean']:9.2f} ({row['EvalGenCount']})"
-    line += (f" | steps {row['TimestepsSoFar']:>10} | {row['TimeElapsedThisGen']:6.2f} s "
+    rate = row["TimestepsThisGen"] / max(row["TimeElapsedThisGen"], 1e-9)
+    line += (f" | {row['TimeElapsedThisGen']:6.2f} s, {rate:,.0f} steps/s "
              f"(rollout {row['TimeRolloutMax']:.2f}, comm {row['TimeComm']:.2f}, "
              f"update {row['TimeUpdate']:.3f})")
+    if fraction:
+        line += f" | left ~{duration(row['TimeElapsed'] * (1 - fraction) / fraction)}"
     return line
 
 

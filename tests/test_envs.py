@@ -100,7 +100,7 @@ def test_training_a_roboschool_robot_under_mpi(tmp_path):
     assert "argv[0]" not in proc.stdout + proc.stderr
     assert "pybullet build time" not in proc.stdout + proc.stderr
     assert [line.split()[1] for line in proc.stdout.splitlines()
-            if line.startswith("gen ")] == ["1", "2", "3"]
+            if line.startswith("gen ")] == ["1/3", "2/3", "3/3"]
     check = run_serial("check", str(cfg), "--out-dir", str(out))
     assert check.returncode == 0, check.stderr
     assert "InvertedPendulumBulletEnv-v0" in check.stdout
