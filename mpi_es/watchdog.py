@@ -10,6 +10,10 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 
+TICK_S = 0.25
+STALL_S = 1.0      # a tick this late means the process did not run
+
+
 class Watchdog:
     def __init__(self, timeout_s: float, on_timeout: Callable[[str], None]):
         self.timeout_s = timeout_s
@@ -33,14 +37,22 @@ class Watchdog:
                 self._cond.notify()
 
     def _watch(self) -> None:
+        # Ticks measure the thread's own gaps: a gap much longer than a tick means the whole
+        # process was stopped (SIGSTOP, `scontrol suspend`), and stopped time is not an episode
+        # running long, so the deadline moves by it.
+        last = time.monotonic()
         with self._cond:
             while True:
+                self._cond.wait(TICK_S if self._deadline is None
+                                else max(0.0, min(TICK_S, self._deadline - time.monotonic())))
+                now = time.monotonic()
+                stalled = now - last - TICK_S
+                last = now
                 if self._deadline is None:
-                    self._cond.wait()
                     continue
-                remaining = self._deadline - time.monotonic()
-                if remaining <= 0:
+                if stalled > STALL_S:
+                    self._deadline += stalled
+                if self._deadline - now <= 0:
                     break
-                self._cond.wait(remaining)
             what = self._what
         self._on_timeout(what)

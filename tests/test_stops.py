@@ -76,3 +76,30 @@ def test_read_only_out_dir_is_a_one_line_error(tmp_path):
         proc = run_mpi(2, str(cfg))
         assert proc.returncode == 2 and proc.stderr.count("cannot create its lock file") == 1
     assert "Traceback" not in proc.stderr
+
+
+def test_suspend_and_resume_of_every_rank_is_not_an_episode_timeout(tmp_path):
+    """What `scontrol suspend` / `scontrol resume` (gang scheduling) does to the ranks."""
+    from conftest import descendants
+    # every episode lasts 0.6 s of sleeping steps: the stop lands inside one
+    cfg = write_config(tmp_path / "c.yaml", stop={"generations": 6}, episode_timeout_s=2.0,
+                       env_id="tests_envs:SlowReach-v0", population_size=8, eval_prob=0)
+    out = tmp_path / "run"
+    proc = start_mpi(2, str(cfg), "--out-dir", str(out))
+    try:
+        from conftest import wait_for_line
+        wait_for_line(proc, "gen     2")
+        time.sleep(0.3)
+        ranks = [p for p in descendants(proc.pid)[1:]]
+        for pid in ranks:
+            os.kill(pid, signal.SIGSTOP)
+        time.sleep(5)                        # longer than episode_timeout_s
+        for pid in ranks:
+            os.kill(pid, signal.SIGCONT)
+        stdout, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "episode_timeout_s" not in stderr
+    assert checkpoint.load(out / "checkpoint.h5").state.generation == 6

@@ -84,3 +84,15 @@ class Faulty(ToyReach):
 
 
 gym.register("Faulty-v0", entry_point=Faulty, max_episode_steps=30)
+
+
+class SlowReach(ToyReach):
+    """ToyReach whose every step takes 20 ms of wall time: a rank is almost always mid-episode."""
+
+    def step(self, action):
+        import time
+        time.sleep(0.02)
+        return super().step(action)
+
+
+gym.register("SlowReach-v0", entry_point=SlowReach, max_episode_steps=30)
