@@ -1,6 +1,7 @@
 """`python -m mpi_es check CONFIG`: everything a job would verify, without training."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from . import checkpoint, runlock
@@ -42,6 +43,18 @@ def describe(cfg: Config, setup: Setup, world_size: int) -> str:
     if warning:
         lines.append(warning)
     return "\n".join(lines)
+
+
+def out_dir_problem(cfg: Config) -> str | None:
+    """Why a run could not write its out_dir, or None (what the start would find out)."""
+    target = Path(cfg.out_dir)
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    if not target.is_dir():
+        return f"out_dir {cfg.out_dir}: {target} is a file, not a directory"
+    if not os.access(target, os.W_OK | os.X_OK):
+        return f"out_dir {cfg.out_dir}: {target} is not writable by this user"
+    return None
 
 
 def out_dir_status(cfg: Config) -> str:

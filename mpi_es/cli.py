@@ -207,13 +207,16 @@ def finished_already(cfg, resumed) -> bool:
 
 
 def cmd_check(args, world) -> int:
-    from .check import describe
+    from .check import describe, out_dir_problem
     from .resume import checkpoint_to_resume, load_for_resume
     cfg, setup = load_and_prepare(args, world)
 
     def resume_compatible():
         # everything the start checks, the resume included (not under the lock: check writes
         # nothing, and a busy out_dir is reported by describe)
+        problem = out_dir_problem(cfg)
+        if problem:
+            raise ConfigError(problem)
         path = checkpoint_to_resume(cfg, "auto")
         if path is not None:
             load_for_resume(path, cfg, setup.spec.num_params)

@@ -196,6 +196,9 @@ def install_abort_on_exception() -> None:
         if issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
             sys.__excepthook__(exc_type, exc, tb)
             return
+        status = getattr(exc, "exit_status", None)
+        if status is not None:        # a problem the user can fix: one line, no traceback
+            abort_job(f"error: {exc}", status)
         abort_job("".join(traceback.format_exception(exc_type, exc, tb)), 1)
 
     sys.excepthook = hook

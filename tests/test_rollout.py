@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from mpi_es import rollout
 from mpi_es.envs import make_env
@@ -48,3 +47,12 @@ def test_mirrored_slot_plays_plus_and_minus_eps_and_eval_plays_theta():
     evaluation = rollout.run_slot(make_slot(1, **kw), env, p, theta, None, noise_stdev=0.5,
                                   ac_noise_std=0.3, limit=30)
     assert evaluation.returns.shape == (1,) and evaluation.ob_count == 0
+
+
+def test_a_non_finite_action_fails_the_episode():
+    env = make_env("tests_envs:ToyReach-v0")
+    policy = toy_policy(env)
+    policy.act = lambda ob: np.full(3, np.nan)
+    import pytest
+    with pytest.raises(rollout.EpisodeFault, match="non-finite action at step 0"):
+        rollout.run_episode(env, policy, limit=30, reset_seed=1)

@@ -69,6 +69,8 @@ def test_read_only_out_dir_is_a_one_line_error(tmp_path):
         cfg = write_config(tmp_path / "c.yaml", out_dir=str(target))
         proc = run_mpi(2, str(cfg))
         assert proc.returncode == 2 and proc.stderr.count("is a file, not a directory") == 1
+        check = run_mpi(2, "check", str(cfg))
+        assert check.returncode == 2 and check.stderr.count("is a file, not a directory") == 1
     else:
         ro = tmp_path / "ro"
         ro.mkdir(mode=0o500)
@@ -103,3 +105,37 @@ def test_suspend_and_resume_of_every_rank_is_not_an_episode_timeout(tmp_path):
     assert proc.returncode == 0, stderr
     assert "episode_timeout_s" not in stderr
     assert checkpoint.load(out / "checkpoint.h5").state.generation == 6
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_full_disk_is_a_one_line_error_and_the_checkpoint_stays(tmp_path):
+    import subprocess
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(disk)], check=True)
+    try:
+        (disk / "filler").write_bytes(b"\0" * 300_000)       # leaves room for a few checkpoints
+        cfg = write_config(tmp_path / "c.yaml", stop={"generations": 200}, snapshot_freq=1)
+        proc = run_mpi(2, str(cfg), "--out-dir", str(disk / "run"), timeout=120)
+        assert proc.returncode == 2, (proc.stdout, proc.stderr)
+        assert proc.stderr.count("No space left on device") == 1, proc.stderr
+        assert "Traceback" not in proc.stderr and "run the same command again" in proc.stderr
+        state = checkpoint.load(disk / "run" / "checkpoint.h5").state
+        rows = runlog.read(disk / "run" / "log.csv")
+        assert 0 <= state.generation < 200 and len(rows) >= state.generation
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_check_refuses_what_the_start_would_refuse(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", stop={"generations": 2})
+    out = tmp_path / "run"
+    assert run_mpi(1, str(cfg), "--out-dir", str(out)).returncode == 0
+    changed = ["--out-dir", str(out), "--set", "noise_stdev=0.5"]
+    check = run_mpi(2, "check", str(cfg), *changed)
+    run = run_mpi(2, str(cfg), *changed)
+    assert check.returncode == run.returncode == 2
+    for proc in (check, run):
+        assert proc.stderr.count("noise_stdev: checkpoint has 0.05, config has 0.5") == 1
+        assert "--out-dir NEW" in proc.stderr
+    assert "config OK" not in check.stdout
