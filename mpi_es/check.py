@@ -24,8 +24,9 @@ def describe(cfg: Config, setup: Setup, world_size: int) -> str:
         "",
         f"environment:        {gym_id}" + (f"  ({note})" if note else ""),
         f"observation size:   {spec.ob_dim}",
-        f"action size:        {spec.ac_dim}  (bounds {env.action_space.low.min():g} .. "
-        f"{env.action_space.high.max():g})",
+        f"action size:        {spec.ac_dim}  " + (
+            f"(choices {', '.join(map(str, spec.ac_choices))}, argmax)" if spec.ac_choices else
+            f"(bounds {env.action_space.low.min():g} .. {env.action_space.high.max():g})"),
         f"episode limit:      {setup.limit} steps",
         f"policy:             {layers} ({spec.nonlin}"
         + (f", {spec.ac_bins} bins per action" if spec.ac_bins else "") + ")",

@@ -100,6 +100,9 @@ def build_model(snapshot):
 def export(snapshot, output: str) -> Path:
     if not output.endswith(".keras"):
         raise ConfigError(f"-o {output}: the file name must end in .keras")
+    if snapshot.policy.spec.ac_choices:
+        raise ConfigError(f"export: {snapshot.cfg.env_id} has discrete actions (argmax over one "
+                          f"score per choice), which the Keras export does not support yet")
     model = build_model(snapshot)
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)

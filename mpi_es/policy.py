@@ -43,14 +43,24 @@ class PolicySpec:
     nonlin: str = "tanh"
     ac_bins: int | None = None        # None: continuous actions; else bins per action dimension
     normalize_obs: bool = True
+    # Discrete / MultiDiscrete action spaces: the choices of each action dimension (ac_low holds
+    # the first choice's value); one score per choice, the argmax is the action.
+    ac_choices: tuple[int, ...] | None = None
+    scalar_action: bool = False       # Discrete: act() returns a plain int
 
     @property
     def ac_dim(self) -> int:
         return int(self.ac_low.size)
 
     @property
+    def outputs(self) -> int:
+        if self.ac_choices:
+            return int(sum(self.ac_choices))
+        return self.ac_dim * (self.ac_bins or 1)
+
+    @property
     def layer_shapes(self) -> list[tuple[int, int]]:
-        out = self.ac_dim * (self.ac_bins or 1)
+        out = self.outputs
         dims = [self.ob_dim, *self.hidden_dims, out]
         return list(zip(dims[:-1], dims[1:]))
 
@@ -84,6 +94,17 @@ class PolicySpec:
         bins = self.ac_bins
         idx = scores.reshape(self.ac_dim, bins).argmax(axis=1)
         return self.ac_low + idx * ((self.ac_high - self.ac_low) / (bins - 1))
+
+
+    def choice_action(self, scores: np.ndarray):
+        """The argmax of each action dimension's scores, offset by its first choice."""
+        if self.scalar_action:
+            return int(self.ac_low[0]) + int(np.argmax(scores))
+        picks, start = [], 0
+        for n in self.ac_choices:
+            picks.append(int(np.argmax(scores[start:start + n])))
+            start += n
+        return self.ac_low.astype(np.int64) + np.array(picks, dtype=np.int64)
 
 
 class Policy:
@@ -124,6 +145,8 @@ class Policy:
             x += b
             if k < last:
                 x = self._nonlin(x)
+        if self.spec.ac_choices:
+            return self.spec.choice_action(x)
         if self.spec.ac_bins:
             return self.spec.discrete_action(x)
         return x

@@ -33,8 +33,11 @@ def run_episode(env, policy: Policy, *, limit: int, reset_seed: int,
                 actions: list | None = None) -> Episode:
     """One episode. `frames`, when given, receives env.render() after the reset and each step;
     `actions` the actions the env was given (for replaying the episode without the policy)."""
-    low = env.action_space.low
-    high = env.action_space.high
+    # Box actions are clipped to their bounds (as float32 bounds: that is what envs declare);
+    # Discrete and MultiDiscrete actions are argmax choices, always inside their range.
+    box = hasattr(env.action_space, "low")
+    low = env.action_space.low if box else None
+    high = env.action_space.high if box else None
     ob, _ = env.reset(seed=reset_seed)
     if frames is not None:
         frames.append(env.render())
@@ -52,9 +55,10 @@ def run_episode(env, policy: Policy, *, limit: int, reset_seed: int,
         action = policy.act(ob)
         if noisy:
             action = action + noise_block[t % NOISE_BLOCK]
-        if not np.isfinite(action).all():
-            raise EpisodeFault(f"non-finite action at step {t}: {action}")
-        action = np.minimum(np.maximum(action, low), high)
+        if box:
+            if not np.isfinite(action).all():
+                raise EpisodeFault(f"non-finite action at step {t}: {action}")
+            action = np.minimum(np.maximum(action, low), high)
         if actions is not None:
             actions.append(action)
         ob, reward, terminated, truncated, _ = env.step(action)

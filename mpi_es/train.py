@@ -32,15 +32,30 @@ class NonFiniteState(Exception):
 
 
 def policy_spec(cfg: Config, env) -> PolicySpec:
+    from gymnasium import spaces
     space = env.action_space
+    common = dict(ob_dim=int(env.observation_space.shape[0]),
+                  hidden_dims=tuple(cfg.model.hidden_dims), nonlin=cfg.model.nonlin_type,
+                  normalize_obs=cfg.optimizations.observation_normalization)
+    if isinstance(space, (spaces.Discrete, spaces.MultiDiscrete)):
+        if cfg.optimizations.discretize_actions:
+            raise ConfigError(f"'optimizations.discretize_actions': {cfg.env_id} already has "
+                              f"discrete actions ({space}); set it to false")
+        if cfg.model.ac_noise_std > 0:
+            raise ConfigError(f"'model.ac_noise_std': {cfg.env_id} has discrete actions "
+                              f"({space}), chosen by argmax, which Gaussian action noise has no "
+                              f"meaning for; set model.ac_noise_std: 0")
+        scalar = isinstance(space, spaces.Discrete)
+        choices = (int(space.n),) if scalar else tuple(int(n) for n in space.nvec)
+        start = np.atleast_1d(np.asarray(space.start, dtype=np.float64))
+        return PolicySpec(ac_low=start, ac_high=start + np.array(choices) - 1,
+                          ac_choices=choices, scalar_action=scalar, **common)
     bins = cfg.model.ac_bins if cfg.optimizations.discretize_actions else None
     if bins and not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
         raise ConfigError("'optimizations.discretize_actions' needs a bounded action space; "
                           f"{cfg.env_id} has bounds {space.low} .. {space.high}")
-    return PolicySpec(ob_dim=int(env.observation_space.shape[0]),
-                      ac_low=space.low.astype(np.float64), ac_high=space.high.astype(np.float64),
-                      hidden_dims=tuple(cfg.model.hidden_dims), nonlin=cfg.model.nonlin_type,
-                      ac_bins=bins, normalize_obs=cfg.optimizations.observation_normalization)
+    return PolicySpec(ac_low=space.low.astype(np.float64), ac_high=space.high.astype(np.float64),
+                      ac_bins=bins, **common)
 
 
 @dataclass

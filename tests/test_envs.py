@@ -21,9 +21,12 @@ def test_unknown_env_names_the_key_and_suggests():
         make_env("no_such_module_xyz:Foo-v0")
 
 
-def test_discrete_action_envs_are_refused():
-    with pytest.raises(EnvError, match="continuous"):
-        make_env("CartPole-v1")
+def test_discrete_actions_are_accepted_and_other_spaces_refused():
+    assert make_env("CartPole-v1").action_space.n == 2
+    assert make_env("tests_envs:ToyChoices-v0").action_space.nvec.tolist() == [3, 3, 3]
+    with pytest.raises(EnvError, match="flat Box of continuous actions, a Discrete or a flat "
+                                       "MultiDiscrete"):
+        make_env("tests_envs:ToyMatrixAction-v0")
 
 
 def test_roboschool_ids_without_the_extra_map_to_mujoco_twins():

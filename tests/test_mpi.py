@@ -146,3 +146,37 @@ def test_reward_shift_changes_the_ranking_not_the_logged_returns(tmp_path):
     assert plain_log[0]["GenRewMean"] == shifted_log[0]["GenRewMean"]
     # ...but ranked differently: episodes last different lengths in InvertedPendulum
     assert not np.array_equal(plain_theta, shifted_theta)
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "tests_envs:ToyChoices-v0"])
+def test_discrete_actions_are_bit_identical_for_1_2_and_3_ranks_and_resume(tmp_path, env_id):
+    cfg = write_config(tmp_path / "c.yaml", env_id=env_id, stop={"generations": 4},
+                       model={"hidden_dims": [8], "ac_noise_std": 0,
+                              "nn_optimizer_args": {"stepsize": 0.05}})
+    states = []
+    for n in (1, 2, 3):
+        out = tmp_path / f"n{n}"
+        proc = run_mpi(n, str(cfg), "--out-dir", str(out))
+        assert proc.returncode == 0, proc.stderr
+        states.append(final_state(out))
+    stopped = tmp_path / "stopped"
+    assert run_mpi(2, str(cfg), "--out-dir", str(stopped),
+                   "--set", "stop.generations=2").returncode == 0
+    assert run_mpi(3, str(cfg), "--out-dir", str(stopped)).returncode == 0
+    states.append(final_state(stopped))
+    for other in states[1:]:
+        for key in states[0]:
+            np.testing.assert_array_equal(other[key], states[0][key], err_msg=key)
+
+
+def test_cartpole_job_is_solved_within_a_minute(tmp_path):
+    """Measured: the population mean passes 475 at generation 26 (seed 0), 17 s on 2 busy cores."""
+    out = tmp_path / "cp"
+    proc = run_mpi(2, "jobs/cartpole.yaml", "--out-dir", str(out))
+    assert proc.returncode == 0, proc.stderr
+    rows = runlog.read(out / "log.csv")
+    assert float(rows[-1]["TimeElapsed"]) < 60
+    from conftest import run_serial
+    evaluation = run_serial("evaluate", str(out), "--episodes", "10", "--json")
+    assert evaluation.returncode == 0, evaluation.stderr
+    assert json.loads(evaluation.stdout)["return_mean"] >= 475

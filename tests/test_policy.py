@@ -79,3 +79,32 @@ def test_discretized_actions_map_argmax_onto_bounds():
     action = p.act(np.ones(3))
     assert round(float(action[0]), 6) in {-1.0, -0.5, 0.0, 0.5, 1.0}
     assert round(float(action[1]), 6) in {0.0, 1.0, 2.0, 3.0, 4.0}
+
+
+def test_discrete_and_multidiscrete_heads_take_the_argmax_per_dimension():
+    one = PolicySpec(ob_dim=4, ac_low=np.array([0.0]), ac_high=np.array([1.0]), hidden_dims=(),
+                     ac_choices=(2,), scalar_action=True)
+    assert one.layer_shapes == [(4, 2)] and one.num_params == 10
+    assert one.choice_action(np.array([0.1, 0.7], np.float32)) == 1
+    assert isinstance(one.choice_action(np.array([0.9, 0.7], np.float32)), int)
+    multi = PolicySpec(ob_dim=4, ac_low=np.array([-1.0, 5.0]), ac_high=np.array([1.0, 8.0]),
+                       hidden_dims=(3,), ac_choices=(3, 4))
+    assert multi.layer_shapes == [(4, 3), (3, 7)]
+    action = multi.choice_action(np.array([0, 2, 1, 0, 0, 9, 0], np.float32))
+    assert action.dtype == np.int64 and action.tolist() == [0, 7]
+
+
+def test_discrete_envs_refuse_action_noise_and_bins():
+    import gymnasium as gym
+    from mpi_es import config
+    from mpi_es.config import ConfigError
+    from mpi_es.train import policy_spec
+    env = gym.make("CartPole-v1")
+    with pytest.raises(ConfigError, match="'model.ac_noise_std'.*set model.ac_noise_std: 0"):
+        policy_spec(config.validate({"env_id": "CartPole-v1"}), env)
+    with pytest.raises(ConfigError, match="'optimizations.discretize_actions'"):
+        policy_spec(config.validate({"env_id": "CartPole-v1", "model": {"ac_noise_std": 0},
+                                     "optimizations": {"discretize_actions": True}}), env)
+    spec = policy_spec(config.validate({"env_id": "CartPole-v1", "model": {"ac_noise_std": 0,
+                                        "hidden_dims": [8]}}), env)
+    assert spec.ac_choices == (2,) and spec.layer_shapes == [(4, 8), (8, 2)]

@@ -96,3 +96,25 @@ class SlowReach(ToyReach):
 
 
 gym.register("SlowReach-v0", entry_point=SlowReach, max_episode_steps=30)
+
+
+class ToyChoices(ToyReach):
+    """ToyReach steered by a MultiDiscrete action: per dimension, move -0.1, 0 or +0.1."""
+
+    def __init__(self):
+        super().__init__()
+        self.action_space = spaces.MultiDiscrete([3, 3, 3], start=[-1, -1, -1])
+
+    def step(self, action):
+        assert action.dtype.kind == "i" and np.all(np.abs(action) <= 1), action
+        return super().step(action.astype(np.float64))
+
+
+class ToyMatrixAction(ToyReach):
+    def __init__(self):
+        super().__init__()
+        self.action_space = spaces.Box(-1.0, 1.0, (3, 1), np.float32)
+
+
+gym.register("ToyChoices-v0", entry_point=ToyChoices, max_episode_steps=30)
+gym.register("ToyMatrixAction-v0", entry_point=ToyMatrixAction, max_episode_steps=30)

@@ -47,9 +47,13 @@ def check_spaces(env, env_id: str) -> None:
     if not isinstance(env.observation_space, spaces.Box) or len(env.observation_space.shape) != 1:
         raise EnvError(f"'env_id': {env_id} has observation space {env.observation_space}; "
                        f"mpi_es needs a flat Box")
-    if not isinstance(env.action_space, spaces.Box) or len(env.action_space.shape) != 1:
-        raise EnvError(f"'env_id': {env_id} has action space {env.action_space}; "
-                       f"mpi_es needs a flat Box of continuous actions")
+    action = env.action_space
+    flat_box = isinstance(action, spaces.Box) and len(action.shape) == 1
+    discrete = isinstance(action, spaces.Discrete) or (
+        isinstance(action, spaces.MultiDiscrete) and action.nvec.ndim == 1)
+    if not (flat_box or discrete):
+        raise EnvError(f"'env_id': {env_id} has action space {action}; mpi_es needs a flat Box "
+                       f"of continuous actions, a Discrete or a flat MultiDiscrete")
 
 
 def episode_limit(env, timestep_limit: int | None) -> int | None:
