@@ -122,9 +122,71 @@ class ModelConfig(_Section):
         return self
 
 
+class ARSConfig(_Section):
+    """Augmented Random Search (Mania et al. 2018); used with algorithm: ars."""
+    version: Literal["v1", "v2", "v1_t", "v2_t"] = "v2_t"
+    directions: PositiveInt = 8               # N: mirrored directions per generation
+    top_directions: PositiveInt = 4           # b <= N: the best directions used (_t versions)
+    step_size: PositiveFloat = 0.02           # alpha
+    delta_std: PositiveFloat = 0.03           # nu: the exploration noise
+
+    @model_validator(mode="after")
+    def _top(self) -> "ARSConfig":
+        if self.top_directions > self.directions:
+            raise _KeyedError("top_directions", f"must be <= directions ({self.directions}), "
+                              f"got {self.top_directions}")
+        if not self.version.endswith("_t") and "top_directions" in self.model_fields_set \
+                and self.top_directions != self.directions:
+            raise _KeyedError("top_directions", f"is used by versions v1_t and v2_t only; "
+                              f"{self.version} uses all {self.directions} directions")
+        return self
+
+
+def _user_set(model: BaseModel, dotted: str) -> bool:
+    """Did the config (not a default) give this dotted key?"""
+    *sections, name = dotted.split(".")
+    for section in sections:
+        if section not in model.model_fields_set:
+            return False
+        model = getattr(model, section)
+    return name in model.model_fields_set
+
+
+def _get(model: BaseModel, dotted: str) -> Any:
+    for part in dotted.split("."):
+        model = getattr(model, part)
+    return model
+
+
+def _set(model: BaseModel, dotted: str, value: Any) -> None:
+    *sections, name = dotted.split(".")
+    for section in sections:
+        model = getattr(model, section)
+    setattr(model, name, value)
+
+
+def ars_settings(ars: ARSConfig) -> dict[str, Any]:
+    """The shared keys an ARS run fixes: set them only to these values, or not at all."""
+    v2 = ars.version.startswith("v2")
+    return {
+        "population_size": 2 * ars.directions, "noise_stdev": ars.delta_std,
+        "learning_rate": ars.step_size, "l2coeff": 0.0, "return_proc_mode": "centered_rank",
+        "calc_obstat_prob": 1.0 if v2 else 0.0,
+        "optimizations.mirrored_sampling": True, "optimizations.fitness_shaping": False,
+        "optimizations.weight_decay": False, "optimizations.neural_network_optimizer": False,
+        "optimizations.observation_normalization": v2,
+        "model.nn_optimizer": "adam", "model.nn_optimizer_args": ModelConfig().nn_optimizer_args,
+    }
+
+
+ARS_DEFAULTS = {"model.hidden_dims": [], "model.ac_noise_std": 0.0}
+
+
 class Config(_Section):
     """A whole training run."""
     env_id: str
+    algorithm: Literal["openai_es", "ars"] = "openai_es"
+    ars: ARSConfig = ARSConfig()
     seed: NonNegativeInt = 0
     out_dir: Optional[str] = None
     population_size: PositiveInt = 300
@@ -151,6 +213,24 @@ class Config(_Section):
         return value.strip()
 
     @model_validator(mode="after")
+    def _algorithm(self) -> "Config":
+        if self.algorithm != "ars":
+            if self.ars != ARSConfig():
+                raise _KeyedError("ars", "applies to algorithm: ars only (this config uses "
+                                  f"{self.algorithm})")
+            return self
+        for key, value in ars_settings(self.ars).items():
+            if _user_set(self, key) and _get(self, key) != value:
+                raise _KeyedError(key, f"means nothing for algorithm: ars (it is fixed to "
+                                  f"{value!r} by the ars section); remove it, or set ars.* "
+                                  f"instead")
+            _set(self, key, value)
+        for key, value in ARS_DEFAULTS.items():
+            if not _user_set(self, key):
+                _set(self, key, value)
+        return self
+
+    @model_validator(mode="after")
     def _cross_checks(self) -> "Config":
         if self.optimizations.mirrored_sampling and self.population_size % 2:
             raise _KeyedError("population_size", f"must be even with mirrored sampling "
@@ -160,8 +240,9 @@ class Config(_Section):
             raise _KeyedError("calc_obstat_prob", "must be > 0 when "
                               "optimizations.observation_normalization is true "
                               "(or turn observation_normalization off)")
-        if self.reward_shift and (not self.optimizations.fitness_shaping
-                                  or self.return_proc_mode != "centered_rank"):
+        if self.reward_shift and self.algorithm == "openai_es" and (
+                not self.optimizations.fitness_shaping
+                or self.return_proc_mode != "centered_rank"):
             raise _KeyedError("reward_shift", "only shifts returns (return - reward_shift x "
                               "episode length), so it needs fitness_shaping with "
                               "return_proc_mode centered_rank; sign-based modes and raw "

@@ -15,6 +15,8 @@ COLUMNS = [
     # mpi_es additions
     "GenRewMax", "UpdateRatio", "ThetaNorm",
     "TimeRolloutMin", "TimeRolloutMax", "TimeComm", "TimeUpdate",
+    # ARS: the standard deviation of the 2b returns its step was scaled by (blank for ES)
+    "ReturnStdUsed",
 ]
 TIMING_COLUMNS = {"TimeElapsedThisGen", "TimeElapsed", "TimeRolloutMin", "TimeRolloutMax",
                   "TimeComm", "TimeUpdate"}
@@ -32,7 +34,7 @@ class RunLog:
         rows, damaged = read_checked(self.path) if self.path.exists() else ([], 0)
         kept = [r for r in rows if int(r["Generation"]) <= keep_through]
         self.dropped_damaged = damaged
-        if rows and len(kept) == len(rows) and not damaged:
+        if rows and len(kept) == len(rows) and not damaged and _header(self.path) == COLUMNS:
             return
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "w", newline="") as fh:
@@ -62,14 +64,18 @@ def read_checked(path: str | Path) -> tuple[list[dict], int]:
     lines = text.split("\n")
     complete = text.endswith("\n")
     body = [line for line in lines[1:-1]] if complete else lines[1:]
+    # a log written by an earlier version has the columns of its day: a prefix of today's
+    header = next(csv.reader([lines[0]]), []) if lines else []
+    if header != COLUMNS[:len(header)] or not header:
+        header = COLUMNS
     good = []
     for index, line in enumerate(body):
         if not line:
             continue
         fields = next(csv.reader([line]), [])
-        row = dict(zip(COLUMNS, fields))
+        row = {**dict.fromkeys(COLUMNS, ""), **dict(zip(header, fields))}
         partial = index == len(body) - 1 and not complete
-        if partial or "\0" in line or len(fields) != len(COLUMNS) or not _generation_follows(
+        if partial or "\0" in line or len(fields) != len(header) or not _generation_follows(
                 row, good):
             return good, sum(1 for rest in body[index:] if rest.strip("\0"))
         good.append(row)
@@ -82,3 +88,8 @@ def _generation_follows(row: dict, good: list[dict]) -> bool:
     except ValueError:
         return False
     return generation >= 1 and (not good or generation > int(good[-1]["Generation"]))
+
+
+def _header(path: Path) -> list[str]:
+    with open(path, newline="") as fh:
+        return next(csv.reader(fh), [])

@@ -11,7 +11,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from . import checkpoint, consistency, es, noise, slots
+from . import algorithms, checkpoint, consistency, es, noise, slots
 from .blocks import Blocks, gather_optimizer, optimizer_block
 from .outputs import Outputs
 from .config import Config, ConfigError
@@ -84,12 +84,10 @@ def prepare(cfg: Config) -> Setup:
 
 
 def initial_state(cfg: Config, spec: PolicySpec) -> checkpoint.TrainState:
-    theta = spec.init_theta(slots.init_generator(cfg.seed))
-    optimizer = None
-    if cfg.optimizations.neural_network_optimizer:
-        optimizer = es.make_optimizer(cfg.model.nn_optimizer, cfg.model.nn_optimizer_args,
-                                      theta.size)
-    return checkpoint.TrainState(theta=theta, optimizer=optimizer,
+    algorithm = algorithms.get(cfg.algorithm)
+    theta = algorithm.initial_theta(cfg, spec, slots.init_generator(cfg.seed))
+    return checkpoint.TrainState(theta=theta,
+                                 optimizer=algorithm.initial_optimizer(cfg, theta.size),
                                  obstat=es.RunningStat.initial(spec.ob_dim))
 
 
@@ -125,6 +123,7 @@ class Trainer:
                  state: checkpoint.TrainState, outputs: Outputs):
         self.cfg, self.world, self.setup, self.table = cfg, world, setup, table
         self.outputs = outputs
+        self.algorithm = algorithms.get(cfg.algorithm)
         self.blocks = Blocks(setup.spec.num_params, world.size, world.rank)
         self.state = dataclasses.replace(state, theta=state.theta.copy(), optimizer=optimizer_block(
             state.optimizer, self.blocks, cfg.model.nn_optimizer, cfg.model.nn_optimizer_args))
@@ -214,15 +213,9 @@ class Trainer:
         if cfg.reward_shift:
             # the survival bonus taken out of every training step; the log keeps the true return
             returns = returns - cfg.reward_shift * data.lengths
-        processed = es.shape_returns(returns, data.signreturns,
-                                     fitness_shaping=cfg.optimizations.fitness_shaping,
-                                     mode=cfg.return_proc_mode)
-        g = es.es_gradient(processed, data.noise_indices,
-                           lambda i: self.table.get(i + blocks.lo, blocks.size), blocks.size)
-        new_block = es.update_theta(
-            state.theta[blocks.lo:blocks.hi], g, optimizer=state.optimizer,
-            learning_rate=cfg.learning_rate, noise_stdev=cfg.noise_stdev, l2coeff=cfg.l2coeff,
-            weight_decay=cfg.optimizations.weight_decay)
+        new_block, extras = self.algorithm.update_block(
+            cfg, returns, data, state.theta[blocks.lo:blocks.hi],
+            lambda i: self.table.get(i + blocks.lo, blocks.size), state.optimizer)
         problem = non_finite(new_block, state.optimizer, generation=state.generation + 1)
         t_update = time.perf_counter() - t0
         first = world.first_error(problem)
@@ -252,6 +245,7 @@ class Trainer:
                              update_ratio=float(np.linalg.norm(state.theta - old_theta))
                              / max(theta_norm, 1e-12),
                              theta_norm=float(np.linalg.norm(state.theta)))
+        row.update(extras)
         self.last_row = row
         self.outputs.generation_done(dataclasses.replace(state, optimizer=full_optimizer), row)
 

@@ -66,9 +66,12 @@ def write_config(path: Path, **overrides) -> Path:
         "stop": {"generations": 4}, "noise_table": {"seed": 5, "size": 200_000},
         "model": {"hidden_dims": [8], "ac_noise_std": 0.05, "nn_optimizer_args": {"stepsize": 0.05}},
     }
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
-            cfg[key] = {**cfg[key], **value}
+    for key, value in overrides.items():      # None removes a key (nested ones too)
+        if value is None:
+            cfg.pop(key, None)
+        elif isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            merged = {**cfg[key], **value}
+            cfg[key] = {k: v for k, v in merged.items() if v is not None}
         else:
             cfg[key] = value
     path.write_text(yaml.safe_dump(cfg))

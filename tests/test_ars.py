@@ -1,0 +1,133 @@
+"""Augmented Random Search: the update against a serial reference, its config, and MPI runs."""
+import numpy as np
+import pytest
+
+from conftest import run_mpi, write_config
+from mpi_es import config, noise
+from mpi_es.algorithms import ars, openai_es
+from mpi_es.config import ConfigError
+from mpi_es.slots import GenerationData
+
+
+def generation(returns, indices):
+    n = len(indices)
+    return GenerationData(noise_indices=np.asarray(indices), returns=returns,
+                          signreturns=np.sign(returns), lengths=np.ones((n, 2), np.int64),
+                          eval_returns=np.zeros(0), eval_lengths=np.zeros(0, np.int64),
+                          ob_sum=np.zeros(2), ob_sumsq=np.zeros(2), ob_count=0)
+
+
+def reference_step(theta, returns, deltas, alpha, b):
+    """Mania et al., Algorithm 2, line 7, written out in float64."""
+    best = np.max(returns, axis=1)
+    top = sorted(range(len(best)), key=lambda k: (-best[k], k))[:b]
+    used = returns[top]
+    sigma_r = used.std()
+    step = sum((returns[k, 0] - returns[k, 1]) * deltas[k].astype(np.float64) for k in top)
+    return theta + alpha / (b * sigma_r) * step
+
+
+@pytest.mark.parametrize("version, b", [("v2_t", 3), ("v1", 8)])
+def test_update_matches_the_paper_and_is_the_same_in_blocks(version, b):
+    rng = np.random.default_rng(1)
+    dim, n = 37, 8
+    table = noise.build_serial(10_000, 3)
+    indices = rng.integers(0, table.size - dim, n)
+    returns = rng.normal(size=(n, 2)) * 10
+    theta = rng.normal(size=dim).astype(np.float32)
+    cfg = config.validate({"env_id": "Hopper-v5", "algorithm": "ars",
+                           "ars": {"version": version, "directions": n,
+                                   **({"top_directions": b} if version.endswith("_t") else {}),
+                                   "step_size": 0.02}})
+    data = generation(returns, indices)
+    whole, extras = ars.update_block(cfg, returns, data, theta,
+                                     lambda i: table[i:i + dim], None)
+    expected = reference_step(theta.astype(np.float64), returns,
+                              [table[i:i + dim] for i in indices], 0.02, b)
+    np.testing.assert_allclose(whole, expected, rtol=1e-5, atol=1e-6)
+    assert extras["ReturnStdUsed"] == pytest.approx(
+        np.std(returns[np.argsort(-returns.max(axis=1), kind="stable")[:b]]))
+    # any split into blocks gives the very same floats
+    for cut in (1, 10, 36):
+        lo_part, _ = ars.update_block(cfg, returns, data, theta[:cut],
+                                      lambda i: table[i:i + cut], None)
+        hi_part, _ = ars.update_block(cfg, returns, data, theta[cut:],
+                                      lambda i: table[i + cut:i + dim], None)
+        np.testing.assert_array_equal(np.concatenate([lo_part, hi_part]), whole)
+
+
+def test_top_directions_break_ties_by_slot():
+    returns = np.array([[1.0, 5.0], [5.0, 0.0], [2.0, 2.0], [0.0, 3.0]])
+    assert ars.top_directions(returns, 2).tolist() == [0, 1]
+    assert ars.top_directions(returns, 3).tolist() == [0, 1, 3]
+
+
+def test_equal_returns_make_no_step():
+    cfg = config.validate({"env_id": "Hopper-v5", "algorithm": "ars"})
+    theta = np.ones(4, np.float32)
+    returns = np.full((8, 2), 3.0)
+    new, extras = ars.update_block(cfg, returns, generation(returns, np.arange(8)), theta,
+                                   lambda i: np.ones(4, np.float32), None)
+    np.testing.assert_array_equal(new, theta) and extras["ReturnStdUsed"] == 0
+
+
+def test_ars_config_derives_the_shared_keys_and_refuses_meaningless_ones():
+    cfg = config.validate({"env_id": "Hopper-v5", "algorithm": "ars",
+                           "ars": {"version": "v1_t", "directions": 16, "top_directions": 8,
+                                   "delta_std": 0.05}, "reward_shift": 1.0})
+    assert cfg.population_size == 32 and cfg.noise_stdev == 0.05
+    assert cfg.model.hidden_dims == [] and cfg.model.ac_noise_std == 0.0
+    assert not cfg.optimizations.observation_normalization          # v1: raw observations
+    v2 = config.validate({"env_id": "Hopper-v5", "algorithm": "ars"})
+    assert v2.optimizations.observation_normalization and v2.calc_obstat_prob == 1.0
+    net = config.validate({"env_id": "Hopper-v5", "algorithm": "ars",
+                           "model": {"hidden_dims": [32]}})
+    assert net.model.hidden_dims == [32]
+    for bad, key in [({"noise_stdev": 0.1}, "noise_stdev"),
+                     ({"population_size": 10}, "population_size"),
+                     ({"optimizations": {"fitness_shaping": True}}, "optimizations.fitness_shaping"),
+                     ({"model": {"nn_optimizer": "sgd"}}, "model.nn_optimizer")]:
+        with pytest.raises(ConfigError, match=f"'{key}' means nothing for algorithm: ars"):
+            config.validate({"env_id": "Hopper-v5", "algorithm": "ars", **bad})
+    with pytest.raises(ConfigError, match="'ars.top_directions' is used by versions v1_t"):
+        config.validate({"env_id": "Hopper-v5", "algorithm": "ars",
+                         "ars": {"version": "v2", "top_directions": 2}})
+    with pytest.raises(ConfigError, match="'ars' applies to algorithm: ars only"):
+        config.validate({"env_id": "Hopper-v5", "ars": {"directions": 30}})
+
+
+def test_openai_es_module_is_the_old_update():
+    cfg = config.validate({"env_id": "Hopper-v5"})
+    assert openai_es.initial_optimizer(cfg, 5).stepsize == 0.01
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("version", ["v2_t", "v1"])
+def test_ars_runs_are_bit_identical_for_1_2_3_ranks_and_resume_exactly(tmp_path, version):
+    from test_mpi import final_state
+    from mpi_es import runlog
+    cfg = write_config(tmp_path / "c.yaml", algorithm="ars", population_size=None,
+                       noise_stdev=None, calc_obstat_prob=None, reward_shift=0.5,
+                       env_id="InvertedPendulum-v5",
+                       ars={"version": version, "directions": 6, "top_directions": 6
+                            if version == "v1" else 3, "step_size": 0.05, "delta_std": 0.05},
+                       model={"nn_optimizer_args": None, "hidden_dims": None,
+                              "ac_noise_std": None}, stop={"generations": 5})
+    states = []
+    for n in (1, 2, 3):
+        out = tmp_path / f"n{n}"
+        proc = run_mpi(n, str(cfg), "--out-dir", str(out))
+        assert proc.returncode == 0, proc.stderr
+        states.append(final_state(out))
+    rows = runlog.read(tmp_path / "n1" / "log.csv")
+    assert all(float(r["ReturnStdUsed"]) > 0 for r in rows)
+    stopped = tmp_path / "stopped"
+    assert run_mpi(3, str(cfg), "--out-dir", str(stopped),
+                   "--set", "stop.generations=2").returncode == 0
+    assert run_mpi(2, str(cfg), "--out-dir", str(stopped)).returncode == 0
+    states.append(final_state(stopped))
+    assert set(states[0]) == {"theta", "obstat/sum", "obstat/sumsq", "obstat/count"}
+    for other in states[1:]:
+        for key in states[0]:
+            np.testing.assert_array_equal(other[key], states[0][key], err_msg=key)
+    assert np.any(states[0]["theta"] != 0)
