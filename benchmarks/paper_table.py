@@ -1,13 +1,15 @@
 #!/usr/bin/env python
-"""Reproduce Table 1 of Salimans et al. 2017 (MuJoCo) with the configs in jobs/paper/.
+"""Learning tables: Table 1 of Salimans et al. 2017 (--suite es, jobs/paper/) or ARS's tasks.
 
 Every task x seed is trained under `mpiexec -n RANKS` to the paper's timestep budget (a run that
 is already finished is not trained again; an interrupted one resumes), its final checkpoint is
-evaluated (10 noise-free episodes), and docs/paper_table.md plus one learning-curve figure per
-task (docs/paper/<task>.png) are written from what is on disk.
+evaluated (10 noise-free episodes), and docs/paper_table.md (or docs/ars_table.md) plus one
+learning-curve figure per task (docs/paper/<task>.png, docs/ars/<task>.png) are written from
+what is on disk.
 
     python benchmarks/paper_table.py --ranks 2                     # the whole table, 3 seeds
     python benchmarks/paper_table.py --ranks 2 --tasks swimmer --seeds 0
+    python benchmarks/paper_table.py --suite ars --tasks hopper halfcheetah
     python benchmarks/paper_table.py --report-only                 # table and figures only
 """
 from __future__ import annotations
@@ -24,14 +26,26 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-# task: (config file stem, TRPO's score after 5M steps, ES timesteps to reach it) from Table 1
-PAPER = {
-    "HalfCheetah": ("halfcheetah", 2385.79, 2.88e6),
-    "Hopper": ("hopper", 3403.46, 3.16e7),
-    "InvertedDoublePendulum": ("inverteddoublependulum", 9104.07, 5.39e6),
-    "InvertedPendulum": ("invertedpendulum", 1000.0, 4.55e5),
-    "Swimmer": ("swimmer", 128.25, 1.39e6),
-    "Walker2d": ("walker2d", 3830.03, 3.79e7),
+# ES: Table 1 of Salimans et al. 2017: task -> (config stem, TRPO's score after 5M steps,
+# ES timesteps to reach it). ARS: Mania et al. 2018's reward thresholds (no paper steps listed).
+SUITES = {
+    "es": {"jobs": "jobs/paper", "table": "paper_table.md", "figures": "paper",
+           "title": "Salimans et al. 2017, Table 1, reproduced with mpi_es (OpenAI-ES)",
+           "threshold_name": "TRPO score (5M steps)", "line": "TRPO after 5M steps",
+           "tasks": {"HalfCheetah": ("halfcheetah", 2385.79, 2.88e6),
+                     "Hopper": ("hopper", 3403.46, 3.16e7),
+                     "InvertedDoublePendulum": ("inverteddoublependulum", 9104.07, 5.39e6),
+                     "InvertedPendulum": ("invertedpendulum", 1000.0, 4.55e5),
+                     "Swimmer": ("swimmer", 128.25, 1.39e6),
+                     "Walker2d": ("walker2d", 3830.03, 3.79e7)}},
+    "ars": {"jobs": "jobs/ars", "table": "ars_table.md", "figures": "ars",
+            "title": "Augmented Random Search (Mania et al. 2018) with mpi_es",
+            "threshold_name": "the paper's reward threshold", "line": "ARS paper's threshold",
+            "tasks": {"Swimmer": ("swimmer", 325.0, None),
+                      "Hopper": ("hopper", 3120.0, None),
+                      "HalfCheetah": ("halfcheetah", 3430.0, None),
+                      "Walker2d": ("walker2d", 4390.0, None),
+                      "Ant": ("ant", 3580.0, None)}},
 }
 
 
@@ -39,11 +53,11 @@ def run_dir(root: Path, stem: str, seed: int) -> Path:
     return root / stem / f"seed{seed}"
 
 
-def train(stem: str, seed: int, root: Path, ranks: int) -> None:
+def train(suite: dict, stem: str, seed: int, root: Path, ranks: int) -> None:
     out = run_dir(root, stem, seed)
     mpiexec = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     cmd = [mpiexec, "-n", str(ranks), sys.executable, "-m", "mpi_es",
-           f"jobs/paper/{stem}.yaml", "--set", f"seed={seed}", "--out-dir", str(out)]
+           f"{suite['jobs']}/{stem}.yaml", "--set", f"seed={seed}", "--out-dir", str(out)]
     print("+", " ".join(cmd), flush=True)
     out.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f"seed{seed}.out", "a") as log:
@@ -82,24 +96,27 @@ def fmt_steps(n: float | None) -> str:
     return "not reached" if n is None else f"{n / 1e6:.2f}M"
 
 
-def report(root: Path, seeds: list[int], ranks: int, docs: Path) -> None:
+def report(suite_name: str, root: Path, seeds: list[int], ranks: int, docs: Path) -> None:
+    suite = SUITES[suite_name]
+    budget_of = {stem: budget(suite, stem) for stem, _, _ in suite["tasks"].values()}
     lines = [
-        "# Salimans et al. 2017, Table 1, reproduced with mpi_es",
+        f"# {suite['title']}",
         "",
-        f"Made by `python benchmarks/paper_table.py --ranks {ranks} --seeds "
-        f"{' '.join(map(str, seeds))}` (configs in `jobs/paper/`). Every run stops at the "
-        "paper's timestep budget; **final score** is the noise-free policy of the last "
+        f"Made by `python benchmarks/paper_table.py --suite {suite_name} --ranks {ranks} "
+        f"--seeds {' '.join(map(str, seeds))}` (configs in `{suite['jobs']}/`). Every run stops "
+        "at its config's timestep budget; **final score** is the noise-free policy of the last "
         "checkpoint over 10 episodes (`python -m mpi_es evaluate CHECKPOINT --episodes 10`), "
-        "median over seeds; **steps to TRPO** is the first generation whose noise-free "
-        "evaluation episodes in `log.csv` averaged at least TRPO's score (median over seeds; "
-        "a seed that never got there counts as not reached). Results are per timestep, so "
-        "they do not depend on how busy the machine was or on the rank count.",
+        "median over seeds; **steps to threshold** is the first generation whose noise-free "
+        "evaluation episodes in `log.csv` averaged at least the threshold (median over seeds; a "
+        "seed that never got there counts as not reached). Results are per timestep: they do not "
+        "depend on how busy the machine was or on the rank count (runs are bit-identical for any "
+        "rank count).",
         "",
-        "| task | TRPO score (5M steps) | paper: ES steps to TRPO | budget | mpi_es: steps to "
-        "TRPO (median) | per seed | mpi_es: final score (median) | per seed | target met |",
+        f"| task | {suite['threshold_name']} | paper: steps to it | budget | mpi_es: steps to "
+        "it (median) | per seed | final score (median) | per seed | median >= threshold |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for task, (stem, trpo, paper_steps) in PAPER.items():
+    for task, (stem, threshold, paper_steps) in suite["tasks"].items():
         finals, reached, done = [], [], []
         for seed in seeds:
             out = run_dir(root, stem, seed)
@@ -107,54 +124,68 @@ def report(root: Path, seeds: list[int], ranks: int, docs: Path) -> None:
                 continue
             done.append(seed)
             finals.append(json.loads((out / "eval.json").read_text())["return_mean"])
-            reached.append(steps_to_threshold(read_log(out), trpo))
+            reached.append(steps_to_threshold(read_log(out), threshold))
+        paper = f"{paper_steps:.3g}" if paper_steps else "-"
         if not done:
-            lines.append(f"| {task} | {trpo:g} | {paper_steps:.3g} | {paper_steps:.3g} | "
-                         "not run | | | | |")
+            lines.append(f"| {task} | {threshold:g} | {paper} | {budget_of[stem]:.3g} | "
+                         "not run yet | | | | |")
             continue
         key = [float("inf") if r is None else r for r in reached]
         median_steps = statistics.median_low(key)
         median_final = statistics.median(finals)
         lines.append(
-            f"| {task} | {trpo:g} | {paper_steps:.3g} | {paper_steps:.3g} | "
+            f"| {task} | {threshold:g} | {paper} | {budget_of[stem]:.3g} | "
             f"{fmt_steps(None if median_steps == float('inf') else median_steps)} | "
             f"{', '.join(fmt_steps(r) for r in reached)} | {median_final:.1f} | "
             f"{', '.join(f'{f:.1f}' for f in finals)} | "
-            f"{'yes' if median_final >= trpo else 'no'} ({len(done)} seed"
+            f"{'yes' if median_final >= threshold else 'no'} ({len(done)} seed"
             f"{'s' if len(done) != 1 else ''}) |")
-        plot(task, stem, trpo, [run_dir(root, stem, s) for s in done], docs)
-    lines += ["", "Learning curves (population mean ± std, noise-free evaluation points, "
-              "seeds overlaid, TRPO's score dashed): `docs/paper/<task>.png`.", ""]
-    (docs / "paper_table.md").write_text("\n".join(lines))
+        plot(suite, task, stem, threshold, [run_dir(root, stem, s) for s in done], docs)
+    lines += ["", f"Learning curves (population mean ± std, noise-free evaluation points, "
+              f"seeds overlaid, the threshold dashed): `docs/{suite['figures']}/<task>.png`.",
+              ""]
+    (docs / suite["table"]).write_text("\n".join(lines))
     print("\n".join(lines))
 
 
-def plot(task: str, stem: str, trpo: float, runs: list[Path], docs: Path) -> None:
-    target = docs / "paper" / f"{stem}.png"
+def budget(suite: dict, stem: str) -> float:
+    import yaml
+    cfg = yaml.safe_load((REPO / suite["jobs"] / f"{stem}.yaml").read_text())
+    return float(cfg["stop"]["timesteps"])
+
+
+def plot(suite: dict, task: str, stem: str, threshold: float, runs: list[Path],
+         docs: Path) -> None:
+    target = docs / suite["figures"] / f"{stem}.png"
     subprocess.run([sys.executable, "-m", "mpi_es", "plot", *map(str, runs), "-o", str(target),
-                    "--x", "timesteps", "--title", f"{task}: mpi_es (ES) on 2 ranks",
-                    "--hline", f"{trpo}=TRPO after 5M steps"], cwd=REPO, check=True)
+                    "--x", "timesteps", "--title", f"{task}: mpi_es ({suite['title'].split(' (')[0]})",
+                    "--hline", f"{threshold}={suite['line']}"], cwd=REPO, check=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", choices=SUITES, default="es",
+                        help="es: the ES paper's MuJoCo table; ars: the ARS paper's tasks")
     parser.add_argument("--ranks", type=int, default=2, help="mpiexec -n RANKS (default 2)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--tasks", nargs="+", default=[s for s, _, _ in PAPER.values()],
-                        choices=[s for s, _, _ in PAPER.values()])
-    parser.add_argument("--root", type=Path, default=REPO / "runs" / "paper",
-                        help="where the runs go (default runs/paper)")
+    parser.add_argument("--tasks", nargs="+", help="config stems (default: the whole suite)")
+    parser.add_argument("--root", type=Path, help="where the runs go (default runs/<suite>)")
     parser.add_argument("--docs", type=Path, default=REPO / "docs")
     parser.add_argument("--report-only", action="store_true",
                         help="only evaluate finished runs and write the table and figures")
     args = parser.parse_args()
-    for stem in args.tasks:
+    suite = SUITES[args.suite]
+    stems = [stem for stem, _, _ in suite["tasks"].values()]
+    root = args.root or REPO / "runs" / args.suite
+    for stem in args.tasks or stems:
+        if stem not in stems:
+            parser.error(f"--tasks: {stem} is not in the {args.suite} suite ({', '.join(stems)})")
         for seed in args.seeds:
             if not args.report_only:
-                train(stem, seed, args.root, args.ranks)
-            if (run_dir(args.root, stem, seed) / "checkpoint.h5").exists():
-                evaluate(stem, seed, args.root)
-    report(args.root, args.seeds, args.ranks, args.docs)
+                train(suite, stem, seed, root, args.ranks)
+            if (run_dir(root, stem, seed) / "checkpoint.h5").exists():
+                evaluate(stem, seed, root)
+    report(args.suite, root, args.seeds, args.ranks, args.docs)
 
 
 if __name__ == "__main__":

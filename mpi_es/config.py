@@ -132,13 +132,15 @@ class ARSConfig(_Section):
 
     @model_validator(mode="after")
     def _top(self) -> "ARSConfig":
+        if not self.version.endswith("_t"):
+            if "top_directions" in self.model_fields_set and \
+                    self.top_directions != self.directions:
+                raise _KeyedError("top_directions", f"is used by versions v1_t and v2_t only; "
+                                  f"{self.version} uses all {self.directions} directions")
+            self.top_directions = self.directions
         if self.top_directions > self.directions:
             raise _KeyedError("top_directions", f"must be <= directions ({self.directions}), "
                               f"got {self.top_directions}")
-        if not self.version.endswith("_t") and "top_directions" in self.model_fields_set \
-                and self.top_directions != self.directions:
-            raise _KeyedError("top_directions", f"is used by versions v1_t and v2_t only; "
-                              f"{self.version} uses all {self.directions} directions")
         return self
 
 
@@ -263,12 +265,13 @@ class Config(_Section):
     def idle_ranks_warning(self, ranks: int) -> str | None:
         """A warning when a generation has too few noise vectors to keep `ranks` ranks busy."""
         slots = self.train_slots
-        if slots >= 2 * ranks:
+        if ranks == 1 or slots >= 2 * ranks:
             return None
         suggested = 2 * ranks * self.episodes_per_slot
         idle = (f"{ranks - slots} of the {ranks} ranks have no noise vector at all"
                 if slots < ranks else "the ranks wait on each other's last episode")
-        return (f"warning: population_size {self.population_size} gives {slots} noise vectors "
+        return (f"warning: population_size {self.population_size} gives {slots} noise vector"
+                f"{'s' if slots != 1 else ''} "
                 f"per generation for {ranks} ranks: {idle}. A population of at least "
                 f"{suggested} (2 noise vectors per rank) keeps them busy.")
 
