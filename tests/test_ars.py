@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import run_mpi, write_config
+from conftest import write_config
 from mpi_es import config, noise
 from mpi_es.algorithms import ars, openai_es
 from mpi_es.config import ConfigError
@@ -104,7 +104,7 @@ def test_openai_es_module_is_the_old_update():
 @pytest.mark.mpi
 @pytest.mark.parametrize("version", ["v2_t", "v1"])
 def test_ars_runs_are_bit_identical_for_1_2_3_ranks_and_resume_exactly(tmp_path, version):
-    from test_mpi import final_state
+    from test_mpi import assert_same_for_any_rank_count_and_resume
     from mpi_es import runlog
     cfg = write_config(tmp_path / "c.yaml", algorithm="ars", population_size=None,
                        noise_stdev=None, calc_obstat_prob=None, reward_shift=0.5,
@@ -113,21 +113,8 @@ def test_ars_runs_are_bit_identical_for_1_2_3_ranks_and_resume_exactly(tmp_path,
                             if version == "v1" else 3, "step_size": 0.05, "delta_std": 0.05},
                        model={"nn_optimizer_args": None, "hidden_dims": None,
                               "ac_noise_std": None}, stop={"generations": 5})
-    states = []
-    for n in (1, 2, 3):
-        out = tmp_path / f"n{n}"
-        proc = run_mpi(n, str(cfg), "--out-dir", str(out))
-        assert proc.returncode == 0, proc.stderr
-        states.append(final_state(out))
+    final = assert_same_for_any_rank_count_and_resume(tmp_path, cfg)
+    assert set(final) == {"theta", "obstat/sum", "obstat/sumsq", "obstat/count"}
     rows = runlog.read(tmp_path / "n1" / "log.csv")
     assert all(float(r["ReturnStdUsed"]) > 0 for r in rows)
-    stopped = tmp_path / "stopped"
-    assert run_mpi(3, str(cfg), "--out-dir", str(stopped),
-                   "--set", "stop.generations=2").returncode == 0
-    assert run_mpi(2, str(cfg), "--out-dir", str(stopped)).returncode == 0
-    states.append(final_state(stopped))
-    assert set(states[0]) == {"theta", "obstat/sum", "obstat/sumsq", "obstat/count"}
-    for other in states[1:]:
-        for key in states[0]:
-            np.testing.assert_array_equal(other[key], states[0][key], err_msg=key)
-    assert np.any(states[0]["theta"] != 0)
+    assert np.any(final["theta"] != 0)

@@ -213,7 +213,8 @@ def wait_for_generation(output, generation: int, timeout: float = 120) -> None:
         time.sleep(0.2)
 
 
-def test_preempt_requeue_resume_across_two_nodes(tmp_path):
+def two_node_job(tmp_path):
+    """An 8-generation two-node job, running: (job id, out dir, job output file)."""
     out = tmp_path / "run"
     output = tmp_path / "job.out"
     job = sbatch(*TWO_NODES, f"--output={output}", "jobs/train.sbatch",
@@ -221,11 +222,11 @@ def test_preempt_requeue_resume_across_two_nodes(tmp_path):
                  "--set", "stop.generations=8",
                  env=slurm_env(MPI_ES_TEST_CHECKPOINT_PAUSE="0.5"))
     wait_for_generation(output, 2)
-    subprocess.run(["scancel", "--signal=USR1", "--batch", str(job)], check=True)
-    info, = wait_done(job)
-    text = output.read_text()
-    assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", text
-    assert "requeueing job" in text and "resuming from" in text
+    return job, out, output
+
+
+def assert_whole_and_exact(tmp_path, out) -> None:
+    """Each of the 8 generations logged once, the final theta that of an uninterrupted run."""
     assert [int(r["Generation"]) for r in runlog.read(out / "log.csv")] == list(range(1, 9))
     straight = tmp_path / "straight"
     assert run_mpi(1, str(REFERENCE / "mirrored-adam.yaml"), "--out-dir", str(straight),
@@ -233,14 +234,18 @@ def test_preempt_requeue_resume_across_two_nodes(tmp_path):
     np.testing.assert_array_equal(final_theta(out), final_theta(straight))
 
 
+def test_preempt_requeue_resume_across_two_nodes(tmp_path):
+    job, out, output = two_node_job(tmp_path)
+    subprocess.run(["scancel", "--signal=USR1", "--batch", str(job)], check=True)
+    info, = wait_done(job)
+    text = output.read_text()
+    assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", text
+    assert "requeueing job" in text and "resuming from" in text
+    assert_whole_and_exact(tmp_path, out)
+
+
 def test_a_lost_node_requeues_and_the_resume_is_exact(tmp_path):
-    out = tmp_path / "run"
-    output = tmp_path / "job.out"
-    job = sbatch(*TWO_NODES, f"--output={output}", "jobs/train.sbatch",
-                 str(REFERENCE / "mirrored-adam.yaml"), "--out-dir", str(out),
-                 "--set", "stop.generations=8",
-                 env=slurm_env(MPI_ES_TEST_CHECKPOINT_PAUSE="0.5"))
-    wait_for_generation(output, 2)
+    job, out, output = two_node_job(tmp_path)
     victims = rank_pids(job, "n2")
     assert victims, "found no rank of the job on n2"
     killed = time.monotonic()
@@ -256,12 +261,7 @@ def test_a_lost_node_requeues_and_the_resume_is_exact(tmp_path):
     text = output.read_text()
     assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", text
     assert "restart 1 of at most 3" in text and "resuming from" in text
-    rows = runlog.read(out / "log.csv")
-    assert [int(r["Generation"]) for r in rows] == list(range(1, 9))
-    straight = tmp_path / "straight"
-    assert run_mpi(1, str(REFERENCE / "mirrored-adam.yaml"), "--out-dir", str(straight),
-                   "--set", "stop.generations=8").returncode == 0
-    np.testing.assert_array_equal(final_theta(out), final_theta(straight))
+    assert_whole_and_exact(tmp_path, out)
     print(f"node lost -> job requeued in {ended:.1f} s -> finished in {resumed:.1f} s")
     assert ended < 30
 
