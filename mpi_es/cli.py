@@ -244,17 +244,17 @@ def cmd_bench(args, world) -> int:
 
 
 def cmd_evaluate(args, world) -> int:
-    from . import evaluate
+    from . import evaluate, video
     args.file = checkpoint_path(args.file)
 
     def checked():
         if args.episodes < 1 or args.video_episodes < 1 or args.fps < 1:
             raise ConfigError("--episodes, --video-episodes and --fps must be at least 1")
         if args.video:
-            evaluate.check_video_path(args.video)
+            video.check_video_path(args.video)
         snapshot = evaluate.load_snapshot(args.file, args.allow_import)
         if args.video and args.camera:
-            evaluate.choose_camera(snapshot.cfg.env_id, args.camera)
+            video.choose_camera(snapshot.cfg.env_id, args.camera)
         return snapshot
 
     snapshot = agreed(world, checked)

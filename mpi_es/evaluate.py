@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +13,6 @@ from .policy import Policy
 from .envs import episode_limit, make_env
 from .rollout import run_episode
 from .train import policy_spec
-
-VIDEO_SUFFIXES = (".mp4", ".gif")
 
 
 @dataclass
@@ -94,79 +91,6 @@ def format_summary(s: dict) -> str:
             f"max {s['length_max']}")
 
 
-def check_video_path(path: str) -> None:
-    if not path.lower().endswith(VIDEO_SUFFIXES):
-        raise ConfigError(f"--video {path}: the file name must end in .mp4 or .gif")
-
-
-def model_cameras(env_id: str) -> list[str]:
-    """Named cameras of a MuJoCo env's model (empty for other envs)."""
-    env = make_env(env_id)
-    try:
-        model = getattr(env.unwrapped, "model", None)
-        if model is None:
-            return []
-        import mujoco
-        names = (mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, i)
-                 for i in range(model.ncam))
-        return [n for n in names if n]
-    finally:
-        env.close()
-
-
-def choose_camera(env_id: str, camera: str | None) -> str | None:
-    """The camera to render with: the one asked for (checked), else 'track' when there is one."""
-    cameras = model_cameras(env_id)
-    if camera is None:
-        return "track" if "track" in cameras else None
-    if camera not in cameras:
-        raise ConfigError(f"--camera {camera}: {env_id} has cameras {cameras or 'none'}")
-    return camera
-
-
-def rendering_env(env_id: str, *, width: int, height: int, camera: str | None):
-    """The env with rgb_array rendering at width x height.
-
-    MuJoCo envs take the size and camera as arguments; PyBullet's render in software at the
-    size held on the env (a tracking camera of their own)."""
-    env = make_env(env_id, render_mode="rgb_array")
-    unwrapped = env.unwrapped
-    if hasattr(unwrapped, "mujoco_renderer"):
-        env.close()
-        kwargs = {"camera_name": camera} if camera else {}
-        return make_env(env_id, render_mode="rgb_array", width=width, height=height, **kwargs)
-    if hasattr(unwrapped, "_render_width"):
-        unwrapped._render_width, unwrapped._render_height = width, height
-    return env
-
-
-def record_video(snapshot: Snapshot, path: str, *, episodes: int, seed: int, fps: int,
-                 width: int, height: int, camera: str | None = None) -> int:
-    """Render `episodes` episodes offscreen (rgb_array) into an .mp4 or .gif; frames.
-
-    The camera defaults to the model's "track" camera when it has one, which follows the
-    robot; gymnasium's default free camera stays put while a runner leaves the picture.
-    """
-    if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
-        os.environ["MUJOCO_GL"] = "osmesa"          # no screen: software rendering
-    if os.environ.get("MUJOCO_GL") == "osmesa":
-        os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
-    import imageio.v2 as imageio
-    camera = choose_camera(snapshot.cfg.env_id, camera)
-    env = rendering_env(snapshot.cfg.env_id, width=width, height=height, camera=camera)
-    frames: list = []
-    try:
-        play(snapshot, list(range(episodes)), seed, env=env, frames=frames)
-    finally:
-        env.close()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    if path.lower().endswith(".gif"):
-        imageio.mimsave(path, frames, duration=1000 / fps, loop=0)
-    else:
-        imageio.mimsave(path, frames, fps=fps, macro_block_size=1)
-    return len(frames)
-
-
 def run(snapshot: Snapshot, args, world) -> dict | None:
     """Every rank plays its share of the episodes; rank 0 gathers, prints and renders."""
     mine = list(range(world.rank, args.episodes, world.size))
@@ -175,6 +99,7 @@ def run(snapshot: Snapshot, args, world) -> dict | None:
         return None
     result = summary([r for part in gathered for r in part], args.file, snapshot.generation)
     if args.video:
+        from .video import record_video
         frames = record_video(snapshot, args.video, episodes=args.video_episodes,
                               seed=args.seed, fps=args.fps, width=args.width,
                               height=args.height, camera=args.camera)

@@ -51,9 +51,12 @@ def run_mpi(n: int, *args: str, timeout: float = MPI_TIMEOUT, module: bool = Tru
                           cwd=REPO)
 
 
-def run_serial(*args: str, timeout: float = 120):
+def run_serial(*args: str, timeout: float = 120, env: dict | None = None):
     cmd = [sys.executable, "-m", "mpi_es", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=run_env(),
+    full = run_env()
+    if env is not None:
+        full = {**env, "PYTHONPATH": full["PYTHONPATH"]}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full,
                           cwd=REPO)
 
 

@@ -10,11 +10,6 @@ from conftest import needs, run_mpi, run_serial, write_config
 pytestmark = pytest.mark.mpi
 
 
-def osmesa_missing() -> bool:
-    import ctypes.util
-    return ctypes.util.find_library("OSMesa") is None
-
-
 @pytest.fixture(scope="module")
 def pendulum_run(tmp_path_factory):
     """A few generations of InvertedPendulum: snapshots with observation statistics."""
@@ -57,15 +52,14 @@ def test_evaluate_refuses_bad_input(pendulum_run, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.skipif(osmesa_missing() and not os.environ.get("CI"),
-                    reason="libOSMesa not installed (apt-get install libosmesa6)")
 @pytest.mark.parametrize("suffix", [".gif", ".mp4"])
 def test_video_is_written_and_decodes(pendulum_run, tmp_path, suffix):
     import imageio.v3 as iio
     snap = pendulum_run / "snapshots" / "snapshot_00003.h5"
     video = tmp_path / f"clip{suffix}"
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
     proc = run_serial("evaluate", str(snap), "--episodes", "1", "--json", "--video", str(video),
-                      "--width", "160", "--height", "120", timeout=300)
+                      "--width", "160", "--height", "120", timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     frames = iio.imread(video, index=None)
@@ -119,3 +113,38 @@ def test_keras_export_matches_numpy_policy(tmp_path, variant):
     snapshot = evaluate.load_snapshot(out / "checkpoint.h5")
     observations = export.sample_observations(snapshot, 100, seed=7)
     assert export.max_action_difference(snapshot, model, observations) <= 1e-5
+
+
+def test_video_of_a_classic_control_env(tmp_path):
+    import imageio.v3 as iio
+    cfg = write_config(tmp_path / "c.yaml", env_id="CartPole-v1", stop={"generations": 1},
+                       model={"hidden_dims": [4], "ac_noise_std": 0})
+    out = tmp_path / "run"
+    assert run_mpi(1, str(cfg), "--out-dir", str(out)).returncode == 0
+    video = tmp_path / "cartpole.mp4"        # (a gif merges identical frames)
+    proc = run_serial("evaluate", str(out), "--episodes", "1", "--json", "--video", str(video),
+                      timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    frames = iio.imread(video, index=None)
+    assert frames.shape[0] == json.loads(proc.stdout)["length_max"] + 1
+    assert frames.std() > 5 and "Traceback" not in proc.stderr
+
+
+def test_missing_offscreen_gl_is_one_line_naming_the_packages(monkeypatch):
+    from mpi_es import video
+    from mpi_es.config import ConfigError
+    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.setattr(video, "gl_works", lambda backend: False)
+    with pytest.raises(ConfigError) as err:
+        video.pick_gl()
+    assert "libegl1 libegl-mesa0" in str(err.value) and "libosmesa6" in str(err.value)
+    assert "\n" not in str(err.value)
+    monkeypatch.setattr(video, "gl_works", lambda backend: backend == "osmesa")
+    assert video.pick_gl() == "osmesa"
+
+
+def test_offscreen_gl_is_picked_by_itself():
+    """EGL, else OSMesa: whichever this machine has renders MuJoCo without MUJOCO_GL set."""
+    from mpi_es import video
+    assert video.gl_works("egl") or video.gl_works("osmesa")
