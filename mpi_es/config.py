@@ -184,6 +184,11 @@ def ars_settings(ars: ARSConfig) -> dict[str, Any]:
 ARS_DEFAULTS = {"model.hidden_dims": [], "model.ac_noise_std": 0.0}
 
 
+class LogConfig(_Section):
+    """What the run writes besides log.csv."""
+    tensorboard: bool = False         # scalars under OUT_DIR/tb (the tensorboard extra)
+
+
 class Config(_Section):
     """A whole training run."""
     env_id: str
@@ -206,6 +211,7 @@ class Config(_Section):
     noise_table: NoiseTableConfig = NoiseTableConfig()
     optimizations: Optimizations = Optimizations()
     model: ModelConfig = ModelConfig()
+    log: LogConfig = LogConfig()
 
     @field_validator("env_id")
     @classmethod

@@ -23,6 +23,7 @@ class Outputs:
         self.dir = Path(cfg.out_dir)
         self.config_yaml = cfg.to_yaml()
         self.log = None
+        self.scalars = None
 
     def start(self, state: checkpoint.TrainState, fresh: bool) -> None:
         """Prepare OUT_DIR; a fresh run gets its generation-0 checkpoint at once."""
@@ -52,6 +53,9 @@ class Outputs:
         if self.log.dropped_damaged:
             self.say(f"warning: {self.dir / 'log.csv'}: dropped {self.log.dropped_damaged} "
                      f"damaged line(s) at its end (a crash mid-write?); the good rows are kept")
+        if self.cfg.log.tensorboard:
+            from .tensorboard import Scalars
+            self.scalars = Scalars(self.dir / "tb", first_step=state.generation + 1)
         if fresh:
             self.save_checkpoint(state)
 
@@ -77,6 +81,8 @@ class Outputs:
         # Log row first, checkpoint last: a kill in between leaves a row the resume drops,
         # never a checkpoint whose row is missing.
         self.log.append(row)
+        if self.scalars is not None:
+            self.scalars.write(row)
         freq = self.cfg.snapshot_freq
         if freq and state.generation % freq == 0:
             path = self.dir / "snapshots" / f"snapshot_{state.generation:05d}.h5"

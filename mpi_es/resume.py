@@ -8,7 +8,7 @@ from .config import Config, ConfigError, parse_yaml, validate
 from .runlock import LOCK_NAME
 
 # Keys that may differ between a checkpoint and the run resuming it: they do not change the math.
-HARMLESS_KEYS = ("stop", "snapshot_freq", "out_dir", "episode_timeout_s")
+HARMLESS_KEYS = ("stop", "snapshot_freq", "out_dir", "episode_timeout_s", "log")
 
 
 def checkpoint_to_resume(cfg: Config, resume: str) -> Path | None:
@@ -63,7 +63,7 @@ def load_for_resume(path: Path, cfg: Config, num_params: int) -> tuple[checkpoin
     if differences:
         raise ConfigError(f"cannot resume from {path}: the config changes the training math\n  "
                           + "\n  ".join(differences)
-                          + "\n(only stop.*, snapshot_freq, out_dir and episode_timeout_s may "
+                          + "\n(only stop.*, snapshot_freq, out_dir, episode_timeout_s and log.* may "
                             "change on resume; to train this config, start a new run with "
                             f"--out-dir NEW, or remove {Path(cfg.out_dir)} first)")
     if loaded.state.theta.size != num_params:

@@ -18,6 +18,7 @@ from .config import Config, ConfigError
 from .parallel import World, abort_job
 from .policy import Policy, PolicySpec
 from .envs import episode_limit, make_env, resolve_env_id
+from .extras import import_extra
 from .rollout import run_slot
 from .signals import StopRequest
 from .watchdog import Watchdog
@@ -77,6 +78,8 @@ def prepare(cfg: Config) -> Setup:
     if cfg.noise_table.size < spec.num_params:
         raise ConfigError(f"'noise_table.size': {cfg.noise_table.size} entries is smaller than "
                           f"the policy's {spec.num_params} parameters")
+    if cfg.log.tensorboard:
+        import_extra("tensorboardX", "tensorboard")      # fail now, not after the table build
     problem = consistency.noise_memory_problem(cfg.noise_table.size * 4)
     if problem:
         raise ConfigError(problem)

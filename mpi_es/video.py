@@ -1,7 +1,6 @@
 """`evaluate --video`: episodes rendered offscreen (rgb_array) into an .mp4 or .gif."""
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import sys
@@ -11,19 +10,11 @@ from gymnasium.error import DependencyNotInstalled
 
 from .config import ConfigError
 from .envs import make_env, resolve_env_id
+from .extras import import_extra
 from .evaluate import Snapshot, play
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 GL_PACKAGES = {"egl": "libegl1 libegl-mesa0", "osmesa": "libosmesa6"}
-
-
-def import_extra(module: str, extra: str):
-    """An optional dependency, or one line naming the extra that installs it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ConfigError(f"{module.split('.')[0]} is not installed: "
-                          f'pip install "mpi_es[{extra}]"') from None
 
 
 def is_mujoco(env_id: str) -> bool:

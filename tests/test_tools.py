@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import needs, run_mpi, run_serial, write_config
+from mpi_es import runlog
 
 pytestmark = pytest.mark.mpi
 
@@ -148,3 +149,26 @@ def test_offscreen_gl_is_picked_by_itself():
     """EGL, else OSMesa: whichever this machine has renders MuJoCo without MUJOCO_GL set."""
     from mpi_es import video
     assert video.gl_works("egl") or video.gl_works("osmesa")
+
+
+@needs("tensorboardX", "the tensorboard extra")
+def test_tensorboard_scalars_append_across_a_resume(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    cfg = write_config(tmp_path / "c.yaml", stop={"generations": 3}, log={"tensorboard": True})
+    out = tmp_path / "run"
+    assert run_mpi(2, str(cfg), "--out-dir", str(out)).returncode == 0
+    # a kill after generation 3's row but before its checkpoint: the resume repeats it
+    from mpi_es import checkpoint
+    import shutil
+    shutil.copy(out / "snapshots" / "snapshot_00002.h5", out / "checkpoint.h5")
+    assert run_mpi(2, str(cfg), "--out-dir", str(out),
+                   "--set", "stop.generations=5").returncode == 0
+    events = EventAccumulator(str(out / "tb"))
+    events.Reload()
+    steps = [e.step for e in events.Scalars("GenRewMean")]
+    assert steps == [1, 2, 3, 4, 5]
+    rows = runlog.read(out / "log.csv")
+    assert [e.value for e in events.Scalars("GenRewMean")] == pytest.approx(
+        [float(r["GenRewMean"]) for r in rows])
+    assert {"TimestepsSoFar", "EvalGenRewardMean", "TimeElapsed"} <= set(events.Tags()["scalars"])
+    assert checkpoint.load(out / "checkpoint.h5").state.generation == 5

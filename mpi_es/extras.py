@@ -1,0 +1,14 @@
+"""Optional dependencies: imported when needed, or one line naming the extra that has them."""
+from __future__ import annotations
+
+import importlib
+
+from .config import ConfigError
+
+
+def import_extra(module: str, extra: str):
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(f"{module.split('.')[0]} is not installed: "
+                          f'pip install "mpi_es[{extra}]"') from None
