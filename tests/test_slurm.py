@@ -37,14 +37,13 @@ pytestmark = pytest.mark.slurm
 
 def slurm_env(**extra) -> dict:
     env = run_env()
-    env["MPI_ES_HOME"] = str(REPO)
     env.update(extra)
     return env
 
 
-def sbatch(*args, env=None) -> int:
+def sbatch(*args, env=None, cwd=REPO) -> int:
     proc = subprocess.run(["sbatch", "--parsable", *args], capture_output=True, text=True,
-                          cwd=REPO, env=env or slurm_env())
+                          cwd=cwd, env=env or slurm_env())
     assert proc.returncode == 0, proc.stderr
     return int(proc.stdout.strip().split(";")[0])
 
@@ -71,11 +70,12 @@ def final_theta(out):
     return checkpoint.load(out / "checkpoint.h5").state.theta
 
 
-def test_train_job_runs_to_the_end(tmp_path):
+def test_train_job_runs_to_the_end_submitted_from_elsewhere(tmp_path):
     cfg = write_config(tmp_path / "c.yaml", stop={"generations": 5})
     out = tmp_path / "run"
-    job = sbatch(f"--output={tmp_path}/job-%j.out", "jobs/train.sbatch", str(cfg),
-                 "--out-dir", str(out))
+    # from a scratch directory, as cluster users do: nothing of the repository there
+    job = sbatch(f"--output={tmp_path}/job-%j.out", str(REPO / "jobs" / "train.sbatch"),
+                 str(cfg), "--out-dir", str(out), cwd=tmp_path)
     info, = wait_done(job)
     text = (tmp_path / f"job-{job}.out").read_text()
     assert info["JobState"] == "COMPLETED" and info["Restarts"] == "0", text
