@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from . import checkpoint, runlock
+from .outputs import duration
 from .config import Config
 from .envs import resolve_env_id
 from .train import Setup
@@ -39,11 +41,41 @@ def describe(cfg: Config, setup: Setup, world_size: int) -> str:
         f"ranks (this launch): {world_size}; about {cfg.train_slots / world_size:.1f} "
         f"noise vectors per rank per generation",
         f"out_dir:            {cfg.out_dir} ({out_dir_status(cfg)})",
+        cost_line(cfg, setup, world_size),
     ]
     warning = cfg.idle_ranks_warning(world_size)
     if warning:
         lines.append(warning)
     return "\n".join(lines)
+
+
+def seconds_per_step(cfg: Config, setup: Setup, seconds: float = 1.0) -> float:
+    """Env step plus policy forward pass, timed with the initial policy for about `seconds`."""
+    from .policy import Policy
+    from .rollout import run_episode
+    from .train import initial_state
+    state = initial_state(cfg, setup.spec)
+    policy = Policy(setup.spec, state.theta, state.obstat.mean, state.obstat.std)
+    steps, start, seed = 0, time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        steps += run_episode(setup.env, policy, limit=min(setup.limit, 200),
+                             reset_seed=seed).length
+        seed += 1
+    return (time.perf_counter() - start) / max(steps, 1)
+
+
+def cost_line(cfg: Config, setup: Setup, ranks: int) -> str:
+    """An upper estimate of a generation's wall time on `ranks` ranks: every episode at the
+    env's limit (a fresh policy often ends sooner; a trained one often goes the distance)."""
+    step = seconds_per_step(cfg, setup)
+    episodes = cfg.population_size + cfg.eval_prob * cfg.train_slots
+    per_gen = episodes * setup.limit * step / ranks
+    line = (f"estimated cost:     {step * 1e6:.0f} us per step here; at most {per_gen:.1f} s "
+            f"per generation on {ranks} rank{'s' if ranks != 1 else ''}")
+    if cfg.stop.generations:
+        line += (f", {duration(per_gen * cfg.stop.generations)} for {cfg.stop.generations} "
+                 f"generations")
+    return line
 
 
 def out_dir_problem(cfg: Config) -> str | None:

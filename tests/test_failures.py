@@ -137,7 +137,8 @@ def test_check_command(tmp_path):
     assert proc.returncode == 0, proc.stderr
     for text in ("observation size:   105", "action size:        8", "parameters:         94984",
                  "953.7 MiB per node", "episodes/gen:       300 training (150 noise vectors)",
-                 "config OK", "population_size: 300"):
+                 "config OK", "population_size: 300", "us per step here; at most",
+                 "per generation on 1 rank", "for 1000 generations"):
         assert text in proc.stdout
     two = run_mpi(2, "check", "jobs/inverted_pendulum.yaml")
     assert two.returncode == 0 and two.stdout.count("config OK") == 1
