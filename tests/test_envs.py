@@ -116,3 +116,21 @@ def test_training_a_roboschool_robot_under_mpi(tmp_path):
     frames = iio.imread(video, index=None)
     assert frames.shape[1:3] == (64, 96) and frames.shape[0] >= 2
     assert frames.std() > 5
+
+
+@needs("Box2D", "the box2d extra")
+@pytest.mark.mpi
+@pytest.mark.parametrize("job, env_id", [("jobs/lunarlander.yaml", "LunarLander-v3"),
+                                         ("jobs/lunarlander.yaml", "LunarLanderContinuous-v3"),
+                                         ("jobs/bipedalwalker.yaml", "BipedalWalker-v3")])
+def test_box2d_envs_train_under_mpi(tmp_path, job, env_id):
+    out = tmp_path / "run"
+    proc = run_mpi(2, job, "--out-dir", str(out), "--set", f"env_id={env_id}",
+                   "--set", "population_size=8", "--set", "stop.generations=2",
+                   "--set", "stop.seconds=null", "--set", "timestep_limit=200")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("gen ") == 2
+    check = run_serial("check", job, "--set", f"env_id={env_id}")
+    assert check.returncode == 0, check.stderr
+    expected = "(choices 4, argmax)" if env_id == "LunarLander-v3" else "(bounds -1 .. 1)"
+    assert expected in check.stdout
