@@ -20,10 +20,16 @@ def read_run(run_dir: str) -> dict[str, np.ndarray]:
     rows = runlog.read(path)
     if not rows:
         raise ConfigError(f"{path}: no generations logged yet")
-    return {key: np.array([float(r[key]) if r[key] not in ("", "nan") else np.nan
+    return {key: np.array([float(r[key]) if r.get(key) not in (None, "", "nan") else np.nan
                            for r in rows])
             for key in ("Generation", "TimestepsSoFar", "TimeElapsed", "GenRewMean",
-                        "GenRewStd", "EvalGenRewardMean")}
+                        "GenRewStd", "GenRewMin", "GenRewMax", "EvalGenRewardMean")}
+
+
+def band(mean: np.ndarray, std: np.ndarray, lowest: np.ndarray, highest: np.ndarray):
+    """mean ± std, never outside the returns the generation saw (nan: no bound logged, as in
+    logs written before GenRewMin existed)."""
+    return np.fmax(mean - std, lowest), np.fmin(mean + std, highest)
 
 
 def parse_hline(text: str) -> tuple[float, str]:
@@ -50,7 +56,8 @@ def plot(run_dirs: list[str], output: str, x_axis: str = "generation",
     for name, run in runs:
         x, mean, std = run[column], run["GenRewMean"], run["GenRewStd"]
         line, = ax.plot(x, mean, label=f"{name} (population mean)")
-        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
+        low, high = band(mean, std, run["GenRewMin"], run["GenRewMax"])
+        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, lw=0)
         evals = ~np.isnan(run["EvalGenRewardMean"])
         if evals.any():
             ax.scatter(x[evals], run["EvalGenRewardMean"][evals], s=14, color=line.get_color(),
@@ -59,6 +66,9 @@ def plot(run_dirs: list[str], output: str, x_axis: str = "generation",
         ax.axhline(value, color="black", linestyle="--", linewidth=1,
                    label=text or f"{value:g}")
     ax.set_xlabel(label)
+    if x_axis == "generation":
+        from matplotlib.ticker import MaxNLocator
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("episode return")
     ax.set_title(title or "mpi_es learning curve" + ("s" if len(runs) > 1 else ""))
     ax.grid(alpha=0.3)

@@ -17,6 +17,7 @@ COLUMNS = [
     "TimeRolloutMin", "TimeRolloutMax", "TimeComm", "TimeUpdate",
     # ARS: the standard deviation of the 2b returns its step was scaled by (blank for ES)
     "ReturnStdUsed",
+    "GenRewMin",
 ]
 TIMING_COLUMNS = {"TimeElapsedThisGen", "TimeElapsed", "TimeRolloutMin", "TimeRolloutMax",
                   "TimeComm", "TimeUpdate"}

@@ -172,3 +172,11 @@ def test_tensorboard_scalars_append_across_a_resume(tmp_path):
         [float(r["GenRewMean"]) for r in rows])
     assert {"TimestepsSoFar", "EvalGenRewardMean", "TimeElapsed"} <= set(events.Tags()["scalars"])
     assert checkpoint.load(out / "checkpoint.h5").state.generation == 5
+
+
+
+def test_plot_band_stays_inside_the_observed_returns():
+    from mpi_es.plot import band
+    low, high = band(np.array([0.0, 10.0, 3.0]), np.array([50.0, 1.0, 1.0]),
+                     np.array([-5.0, 9.5, np.nan]), np.array([20.0, 10.5, np.nan]))
+    assert low.tolist() == [-5.0, 9.5, 2.0] and high.tolist() == [20.0, 10.5, 4.0]
