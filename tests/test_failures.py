@@ -137,10 +137,10 @@ def test_ranks_running_different_configs_are_refused(tmp_path):
 def test_check_command(tmp_path):
     proc = run_mpi(1, "check", "jobs/ant.yaml")
     assert proc.returncode == 0, proc.stderr
-    for text in ("observation size:   105", "action size:        8", "parameters:         94984",
-                 "953.7 MiB per node", "episodes/gen:       300 training (150 noise vectors)",
-                 "config OK", "population_size: 300", "us per step here; at most",
-                 "per generation on 1 rank", "for 1000 generations"):
+    for text in ("observation size:   105", "action size:        8", "parameters:         11464",
+                 "95.4 MiB per node", "episodes/gen:       40 training (20 noise vectors)",
+                 "config OK", "population_size: 40", "us per step here; at most",
+                 "per generation on 1 rank", "for 2000 generations"):
         assert text in proc.stdout
     two = run_mpi(2, "check", "jobs/inverted_pendulum.yaml")
     assert two.returncode == 0 and two.stdout.count("config OK") == 1
