@@ -134,8 +134,10 @@ def test_video_of_a_classic_control_env(tmp_path):
 def test_missing_offscreen_gl_is_one_line_naming_the_packages(monkeypatch):
     from mpi_es import video
     from mpi_es.config import ConfigError
-    monkeypatch.delenv("MUJOCO_GL", raising=False)
-    monkeypatch.delenv("DISPLAY", raising=False)
+    # setenv first, so that the teardown restores them whatever pick_gl sets
+    for name in ("MUJOCO_GL", "PYOPENGL_PLATFORM", "DISPLAY"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     monkeypatch.setattr(video, "gl_works", lambda backend: False)
     with pytest.raises(ConfigError) as err:
         video.pick_gl()
