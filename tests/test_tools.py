@@ -105,13 +105,17 @@ def test_keras_export_matches_numpy_policy(tmp_path, variant):
     out = tmp_path / "run"
     assert run_mpi(1, str(cfg), "--out-dir", str(out)).returncode == 0
     model_path = tmp_path / "policy.keras"
-    proc = run_serial("export", str(out / "checkpoint.h5"), "-o", str(model_path), timeout=300)
+    # the env module is named only inside the checkpoint: refused until the user allows it
+    refused = run_serial("export", str(out / "checkpoint.h5"), "-o", str(model_path))
+    assert refused.returncode == 2 and "--allow-import tests_envs" in refused.stderr
+    proc = run_serial("export", str(out / "checkpoint.h5"), "-o", str(model_path),
+                      "--allow-import", "tests_envs", timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "differ from the NumPy policy's by at most" in proc.stdout
 
     from mpi_es import evaluate, export
     model = export.load_model(model_path)
-    snapshot = evaluate.load_snapshot(out / "checkpoint.h5")
+    snapshot = evaluate.load_snapshot(out / "checkpoint.h5", ["tests_envs"])
     observations = export.sample_observations(snapshot, 100, seed=7)
     assert export.max_action_difference(snapshot, model, observations) <= 1e-5
 
