@@ -15,16 +15,19 @@ pytestmark = pytest.mark.mpi
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT])
 def test_a_signal_during_start_up_exits_75(tmp_path, sig):
     # a 400 MB noise table takes a few seconds to build: the signal lands before training
-    cfg = write_config(tmp_path / "c.yaml", noise_table={"size": 100_000_000})
+    # (a slow env and many generations: still running when the signal comes, however fast
+    # this machine builds the table)
+    cfg = write_config(tmp_path / "c.yaml", noise_table={"size": 100_000_000},
+                       env_id="tests_envs:SlowReach-v0", stop={"generations": 1000})
     out = tmp_path / "run"
     proc = start_mpi(2, str(cfg), "--out-dir", str(out))
-    time.sleep(1.5)
+    time.sleep(0.6)                  # imports, MPI start-up or the table build
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 75, (stdout, stderr)
     assert "Traceback" not in stderr
     if (out / "checkpoint.h5").exists():      # the signal came after the fresh checkpoint
-        assert checkpoint.load(out / "checkpoint.h5").state.generation == 0
+        assert checkpoint.load(out / "checkpoint.h5").state.generation <= 1
         assert "run the same command again to resume" in stdout
     else:
         assert "nothing to resume yet" in stdout
