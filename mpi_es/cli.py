@@ -171,28 +171,25 @@ def cmd_train(args, world) -> int:
     # Before anything in out_dir is read for a resume, cleaned up or written: one job per run
     # directory. Rank 0 holds the lock until the process ends.
     lock = agreed(world, lambda: runlock.acquire(cfg.out_dir) if world.is_root else None)
-    resumed = agreed(world, starting_state)
-    if world.bcast(finished_already(cfg, resumed) if world.is_root else None):
-        if lock is not None:
-            lock.release()
-        return EXIT_OK
-    if world.any_true(STOP.requested) and resumed is None:
-        if world.is_root:
-            print("stopped: a signal arrived before training started; nothing to resume yet "
-                  "(run the same command again to start)", flush=True)
-        if lock is not None:
-            lock.release()
-        return EXIT_STOPPED
     try:
-        signalled = run_training(cfg, world, setup, resumed, STOP)
-    except ConfigError as exc:     # raised on every rank alike (start-up consistency check)
-        if world.is_root:
-            print(f"error: {exc}", file=sys.stderr, flush=True)
-        return EXIT_USAGE
+        resumed = agreed(world, starting_state)
+        if world.bcast(finished_already(cfg, resumed) if world.is_root else None):
+            return EXIT_OK
+        if world.any_true(STOP.requested) and resumed is None:
+            if world.is_root:
+                print("stopped: a signal arrived before training started; nothing to resume "
+                      "yet (run the same command again to start)", flush=True)
+            return EXIT_STOPPED
+        try:
+            signalled = run_training(cfg, world, setup, resumed, STOP)
+        except ConfigError as exc:     # raised on every rank alike (start-up consistency check)
+            if world.is_root:
+                print(f"error: {exc}", file=sys.stderr, flush=True)
+            return EXIT_USAGE
+        return EXIT_STOPPED if signalled else EXIT_OK
     finally:
         if lock is not None:
             lock.release()
-    return EXIT_STOPPED if signalled else EXIT_OK
 
 
 def finished_already(cfg, resumed) -> bool:

@@ -39,11 +39,6 @@ class World:
     def bcast(self, obj):
         return self.comm.bcast(obj, root=self.ROOT)
 
-    def bcast_array(self, array: np.ndarray) -> np.ndarray:
-        """Root's array into every rank's buffer of the same shape and dtype, in place."""
-        self.comm.Bcast(array, root=self.ROOT)
-        return array
-
     def gather(self, obj) -> list | None:
         return self.comm.gather(obj, root=self.ROOT)
 
