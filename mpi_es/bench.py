@@ -11,7 +11,7 @@ from .scaling import SCALE_EPISODES, SCALE_PARAMS
 from .config import Config
 from .memory import mapping_of
 from .parallel import World
-from .policy import Policy, PolicySpec
+from .policies import Policy, PolicySpec
 from .train import Outputs, Setup, Trainer, build_noise_table, initial_state
 
 RAW_SECONDS = 2.0   # measured twice: before and after the ES generations
@@ -72,7 +72,7 @@ def replay_comparison(cfg: Config, setup: Setup, table: noise.NoiseTable, theta:
     played with the policy, then their exact action sequences replayed without it."""
     from .rollout import run_episode
     spec, env = setup.spec, setup.env
-    policy = Policy(spec, theta, obstat.mean, obstat.std)
+    policy = setup.policy(theta, obstat)
     recorded, es_time, steps = [], 0.0, 0
     for k in range(slots_to_play):
         slot = slots.make_slot(rank * slots_to_play + k, seed=cfg.seed, generation=0,
@@ -184,7 +184,7 @@ def run(cfg: Config, world: World, setup: Setup, *, generations: int,
     raw_before, obs = raw_env_steps_per_s(setup.env, RAW_SECONDS, seed=world.rank)
 
     state = initial_state(cfg, setup.spec)
-    policy = Policy(setup.spec, state.theta, state.obstat.mean, state.obstat.std)
+    policy = setup.policy(state.theta, state.obstat)
     forward = policy_forward_us(policy, obs)
 
     trainer = Trainer(cfg, world, setup, table, state, Outputs(cfg, active=False))

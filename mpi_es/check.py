@@ -14,10 +14,7 @@ from .train import Setup
 
 def describe(cfg: Config, setup: Setup, world_size: int) -> str:
     spec = setup.spec
-    env = setup.env
     gym_id, note = resolve_env_id(cfg.env_id)
-    layers = " -> ".join(str(d) for d in [spec.ob_dim, *spec.hidden_dims,
-                                           spec.layer_shapes[-1][1]])
     expected_eval = cfg.eval_prob * cfg.train_slots
     table_bytes = cfg.noise_table.size * 4
     lines = ["resolved config:"]
@@ -25,13 +22,10 @@ def describe(cfg: Config, setup: Setup, world_size: int) -> str:
     lines += [
         "",
         f"environment:        {gym_id}" + (f"  ({note})" if note else ""),
-        f"observation size:   {spec.ob_dim}",
-        f"action size:        {spec.ac_dim}  " + (
-            f"(choices {', '.join(map(str, spec.ac_choices))}, argmax)" if spec.ac_choices else
-            f"(bounds {env.action_space.low.min():g} .. {env.action_space.high.max():g})"),
+        f"observations:       {spec.describe_observations()}",
+        f"actions:            {spec.describe_actions()}",
         f"episode limit:      {setup.limit} steps",
-        f"policy:             {layers} ({spec.nonlin}"
-        + (f", {spec.ac_bins} bins per action" if spec.ac_bins else "") + ")",
+        f"policy:             {spec.describe()}",
         f"parameters:         {spec.num_params}",
         f"noise table:        {cfg.noise_table.size} float32 = {table_bytes / 2**20:.1f} MiB "
         f"per node (shared by the node's ranks)",
@@ -51,11 +45,10 @@ def describe(cfg: Config, setup: Setup, world_size: int) -> str:
 
 def seconds_per_step(cfg: Config, setup: Setup, seconds: float = 1.0) -> float:
     """Env step plus policy forward pass, timed with the initial policy for about `seconds`."""
-    from .policy import Policy
     from .rollout import run_episode
     from .train import initial_state
     state = initial_state(cfg, setup.spec)
-    policy = Policy(setup.spec, state.theta, state.obstat.mean, state.obstat.std)
+    policy = setup.policy(state.theta, state.obstat)
     steps, start, seed = 0, time.perf_counter(), 0
     while time.perf_counter() - start < seconds:
         steps += run_episode(setup.env, policy, limit=min(setup.limit, 200),

@@ -9,16 +9,16 @@ import numpy as np
 
 from . import checkpoint, config, slots
 from .config import ConfigError
-from .policy import Policy
+from .policies import CnnPolicy, Policy, make_policy, policy_spec
 from .envs import episode_limit, make_env
 from .rollout import run_episode
-from .train import policy_spec
+from .train import reference_batch
 
 
 @dataclass
 class Snapshot:
     cfg: config.Config
-    policy: Policy
+    policy: Policy | CnnPolicy
     generation: int
 
 
@@ -43,17 +43,17 @@ def load_snapshot(path: str | Path, allow_import: list[str] = ()) -> Snapshot:
     check_import_allowed(cfg.env_id, path, list(allow_import))
     env = make_env(cfg.env_id)
     spec = policy_spec(cfg, env)
+    reference = reference_batch(cfg, spec, env)
     env.close()
     if spec.num_params != loaded.state.theta.size:
         raise checkpoint.CheckpointError(f"{path}: /theta has {loaded.state.theta.size} "
                                          f"parameters, its config's policy has {spec.num_params}")
-    stat = loaded.state.obstat
-    policy = Policy(spec, loaded.state.theta, stat.mean, stat.std)
+    policy = make_policy(spec, loaded.state.theta, loaded.state.obstat, reference)
     return Snapshot(cfg, policy, loaded.state.generation)
 
 
 def episode_seed(seed: int, episode: int) -> int:
-    return int(slots.generator(seed, 3, episode).integers(0, 2**31 - 1))
+    return int(slots.generator(seed, slots.STREAM_EVALUATE, episode).integers(0, 2**31 - 1))
 
 
 def play(snapshot: Snapshot, episodes: list[int], seed: int, env=None,

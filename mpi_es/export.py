@@ -100,6 +100,10 @@ def build_model(snapshot):
 def export(snapshot, output: str) -> Path:
     if not output.endswith(".keras"):
         raise ConfigError(f"-o {output}: the file name must end in .keras")
+    if snapshot.cfg.model.network == "cnn":
+        raise ConfigError(f"export: {snapshot.cfg.env_id} was trained with the Atari CNN "
+                          f"(model.network: cnn), which the Keras export does not support yet "
+                          f"(evaluate, --video and info do)")
     if snapshot.policy.spec.ac_choices:
         raise ConfigError(f"export: {snapshot.cfg.env_id} has discrete actions (argmax over one "
                           f"score per choice), which the Keras export does not support yet")

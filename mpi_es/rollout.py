@@ -7,7 +7,7 @@ from typing import Callable, ContextManager
 
 import numpy as np
 
-from .policy import Policy
+from .policies import Policy
 from .slots import Slot, SlotOutcome
 
 
@@ -44,11 +44,13 @@ def run_episode(env, policy: Policy, *, limit: int, reset_seed: int,
     rewards = np.empty(limit, dtype=np.float64)
     observations = [] if collect_obs else None
     noisy = action_noise is not None and ac_noise_std > 0
+    # integer observations (Atari frames) cannot be NaN: skip the per-step check
+    check_obs = np.issubdtype(env.observation_space.dtype, np.floating)
     t = 0
     while t < limit:
         if noisy and t % NOISE_BLOCK == 0:
             noise_block = action_noise.standard_normal((NOISE_BLOCK, low.size)) * ac_noise_std
-        if not np.isfinite(ob).all():
+        if check_obs and not np.isfinite(ob).all():
             raise EpisodeFault(f"non-finite observation at step {t}: {ob}")
         if collect_obs:
             observations.append(ob)

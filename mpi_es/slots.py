@@ -15,6 +15,8 @@ import numpy as np
 STREAM_INIT = 0
 STREAM_SLOT = 1
 STREAM_EVAL_COUNT = 2
+STREAM_EVALUATE = 3         # `evaluate`'s episodes
+STREAM_REFERENCE = 4        # the CNN's VBN reference batch
 
 TRAIN = 0
 EVAL = 1
@@ -22,6 +24,11 @@ EVAL = 1
 
 def generator(seed: int, *key: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
+
+
+def reference_generator(seed: int) -> np.random.Generator:
+    """The stream that collects the VBN reference batch (its env seeds, actions, picks)."""
+    return generator(seed, STREAM_REFERENCE)
 
 
 def init_generator(seed: int) -> np.random.Generator:

@@ -16,7 +16,7 @@ from .blocks import Blocks, gather_optimizer, optimizer_block
 from .outputs import Outputs
 from .config import Config, ConfigError
 from .parallel import World, abort_job
-from .policy import Policy, PolicySpec
+from .policies import CnnSpec, PolicySpec, make_policy, policy_spec
 from .envs import episode_limit, make_env, resolve_env_id
 from .extras import import_extra
 from .rollout import run_slot
@@ -32,39 +32,16 @@ class NonFiniteState(Exception):
     """theta or the optimizer state stopped being finite; nothing of it was written."""
 
 
-def policy_spec(cfg: Config, env) -> PolicySpec:
-    from gymnasium import spaces
-    space = env.action_space
-    common = dict(ob_dim=int(env.observation_space.shape[0]),
-                  hidden_dims=tuple(cfg.model.hidden_dims), nonlin=cfg.model.nonlin_type,
-                  normalize_obs=cfg.optimizations.observation_normalization)
-    if isinstance(space, (spaces.Discrete, spaces.MultiDiscrete)):
-        if cfg.optimizations.discretize_actions:
-            raise ConfigError(f"'optimizations.discretize_actions': {cfg.env_id} already has "
-                              f"discrete actions ({space}); set it to false")
-        if cfg.model.ac_noise_std > 0:
-            raise ConfigError(f"'model.ac_noise_std': {cfg.env_id} has discrete actions "
-                              f"({space}), chosen by argmax, which Gaussian action noise has no "
-                              f"meaning for; set model.ac_noise_std: 0")
-        scalar = isinstance(space, spaces.Discrete)
-        choices = (int(space.n),) if scalar else tuple(int(n) for n in space.nvec)
-        start = np.atleast_1d(np.asarray(space.start, dtype=np.float64))
-        return PolicySpec(ac_low=start, ac_high=start + np.array(choices) - 1,
-                          ac_choices=choices, scalar_action=scalar, **common)
-    bins = cfg.model.ac_bins if cfg.optimizations.discretize_actions else None
-    if bins and not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
-        raise ConfigError("'optimizations.discretize_actions' needs a bounded action space; "
-                          f"{cfg.env_id} has bounds {space.low} .. {space.high}")
-    return PolicySpec(ac_low=space.low.astype(np.float64), ac_high=space.high.astype(np.float64),
-                      ac_bins=bins, **common)
-
-
 @dataclass
 class Setup:
     """What every rank needs to play slots, checked before any heavy work."""
     env: object
-    spec: PolicySpec
+    spec: PolicySpec | CnnSpec
     limit: int
+    reference: np.ndarray | None = None    # the CNN's VBN reference batch
+
+    def policy(self, theta: np.ndarray, obstat=None):
+        return make_policy(self.spec, theta, obstat, self.reference)
 
 
 def prepare(cfg: Config) -> Setup:
@@ -83,7 +60,16 @@ def prepare(cfg: Config) -> Setup:
     problem = consistency.noise_memory_problem(cfg.noise_table.size * 4)
     if problem:
         raise ConfigError(problem)
-    return Setup(env, spec, limit)
+    return Setup(env, spec, limit, reference_batch(cfg, spec, env))
+
+
+def reference_batch(cfg: Config, spec, env) -> np.ndarray | None:
+    """The CNN's VBN reference batch, collected by random play from the run's seed: every rank
+    (and `evaluate`) collects the same one."""
+    if not (isinstance(spec, CnnSpec) and spec.vbn):
+        return None
+    from .envs.atari import reference_batch as collect
+    return collect(env, slots.reference_generator(cfg.seed), spec.vbn_batch)
 
 
 def initial_state(cfg: Config, spec: PolicySpec) -> checkpoint.TrainState:
@@ -130,7 +116,7 @@ class Trainer:
         self.blocks = Blocks(setup.spec.num_params, world.size, world.rank)
         self.state = dataclasses.replace(state, theta=state.theta.copy(), optimizer=optimizer_block(
             state.optimizer, self.blocks, cfg.model.nn_optimizer, cfg.model.nn_optimizer_args))
-        self.policy = Policy(setup.spec, self.state.theta)
+        self.policy = setup.policy(self.state.theta)
         self.counter = world.slot_counter()
         self.last_row: dict | None = None
         self.last_rollout_times: list[float] = []

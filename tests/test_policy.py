@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mpi_es.policy import NONLINEARITIES, Policy, PolicySpec, normc
+from mpi_es.policies.mlp import NONLINEARITIES, Policy, PolicySpec, normc
 
 
 def spec(**kw):
@@ -98,7 +98,7 @@ def test_discrete_envs_refuse_action_noise_and_bins():
     import gymnasium as gym
     from mpi_es import config
     from mpi_es.config import ConfigError
-    from mpi_es.train import policy_spec
+    from mpi_es.policies import policy_spec
     env = gym.make("CartPole-v1")
     with pytest.raises(ConfigError, match="'model.ac_noise_std'.*set model.ac_noise_std: 0"):
         policy_spec(config.validate({"env_id": "CartPole-v1"}), env)

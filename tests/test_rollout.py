@@ -2,7 +2,7 @@ import numpy as np
 
 from mpi_es import rollout
 from mpi_es.envs import make_env
-from mpi_es.policy import Policy, PolicySpec
+from mpi_es.policies.mlp import Policy, PolicySpec
 from mpi_es.slots import make_slot
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import difflib
 
-from . import roboschool
+from . import atari, roboschool
 
 
 class EnvError(Exception):
@@ -23,8 +23,12 @@ def make_env(env_id: str, **kwargs):
     import gymnasium as gym
     gym_id, _ = resolve_env_id(env_id)
     bullet = roboschool.is_bullet_id(gym_id.split(":")[-1])
+    if atari.looks_like_atari(gym_id) and not atari.available():
+        raise EnvError(f"'env_id': {env_id} is an Atari game; Atari needs {atari.EXTRA_HINT}")
     try:
-        if bullet:
+        if atari.is_atari(gym_id):
+            env = atari.make(gym_id, render_mode=kwargs.get("render_mode"))
+        elif bullet:
             env = roboschool.make_bullet(gym_id, **kwargs)
         else:
             env = gym.make(gym_id, **kwargs)
@@ -44,9 +48,10 @@ def make_env(env_id: str, **kwargs):
 
 def check_spaces(env, env_id: str) -> None:
     from gymnasium import spaces
-    if not isinstance(env.observation_space, spaces.Box) or len(env.observation_space.shape) != 1:
-        raise EnvError(f"'env_id': {env_id} has observation space {env.observation_space}; "
-                       f"mpi_es needs a flat Box")
+    ob = env.observation_space
+    if not isinstance(ob, spaces.Box) or len(ob.shape) not in (1, 3):
+        raise EnvError(f"'env_id': {env_id} has observation space {ob}; mpi_es needs a flat "
+                       f"Box, or images (stacked frames) for the CNN policy")
     action = env.action_space
     flat_box = isinstance(action, spaces.Box) and len(action.shape) == 1
     discrete = isinstance(action, spaces.Discrete) or (

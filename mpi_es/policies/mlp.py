@@ -68,6 +68,19 @@ class PolicySpec:
     def num_params(self) -> int:
         return sum(i * o + o for i, o in self.layer_shapes)
 
+    def describe_observations(self) -> str:
+        return f"{self.ob_dim} numbers" + (", normalized" if self.normalize_obs else "")
+
+    def describe_actions(self) -> str:
+        if self.ac_choices:
+            return f"{self.ac_dim}, choices {', '.join(map(str, self.ac_choices))} (argmax)"
+        return f"{self.ac_dim}, bounds {self.ac_low.min():g} .. {self.ac_high.max():g}"
+
+    def describe(self) -> str:
+        layers = " -> ".join(str(d) for d in [self.ob_dim, *self.hidden_dims, self.outputs])
+        bins = f", {self.ac_bins} bins per action" if self.ac_bins else ""
+        return f"MLP {layers} ({self.nonlin}{bins})"
+
     def init_theta(self, rng: np.random.Generator) -> np.ndarray:
         """normc init: std 1.0 for hidden layers, 0.01 for the output layer, zero biases."""
         parts = []
