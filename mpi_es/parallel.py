@@ -107,6 +107,12 @@ class World:
         self._windows.append(counter)
         return counter
 
+    def progress_board(self) -> "ProgressBoard":
+        """Collective: where each rank marks how far through the run it has come."""
+        board = ProgressBoard(self)
+        self._windows.append(board)
+        return board
+
     # -- ending ------------------------------------------------------------------------------
     def free(self) -> None:
         for win in self._windows:
@@ -161,6 +167,47 @@ class SlotCounter:
         if not self._single:
             self._win.Unlock_all()
             self._win.Free()
+
+
+class ProgressBoard:
+    """How far each rank has come: one int64 step count per rank, on rank 0.
+
+    A rank marks each step it reaches (its episodes done, entering an exchange) and can see
+    which ranks have not reached it, without entering a collective that a frozen rank would
+    never join (or from a watchdog thread while it waits inside one). Reads and writes are
+    atomic RMA operations in one passive epoch, like the slot counter's.
+    """
+
+    def __init__(self, world: World):
+        MPI = _mpi()
+        self._world = world
+        self._win = MPI.Win.Allocate(8 * world.size if world.is_root else 0, 8, comm=world.comm)
+        if world.is_root:
+            np.frombuffer(self._win.tomemory(), dtype=np.int64)[:] = 0
+        self._mark = np.zeros(1, np.int64)
+        self._entries = np.zeros(world.size, np.int64)
+        world.barrier()
+        self._win.Lock_all()
+
+    def mark(self, step: int) -> None:
+        MPI = _mpi()
+        self._mark[0] = step
+        self._win.Accumulate([self._mark, MPI.INT64_T], 0,
+                             target=(self._world.rank, 1, MPI.INT64_T), op=MPI.REPLACE)
+        self._win.Flush(0)
+
+    def behind(self, step: int) -> list[int]:
+        """The ranks that have not reached `step` yet."""
+        MPI = _mpi()
+        entries = np.zeros(self._world.size, np.int64)
+        self._win.Get_accumulate([entries, MPI.INT64_T], [entries, MPI.INT64_T], 0,
+                                 target=(0, self._world.size, MPI.INT64_T), op=MPI.NO_OP)
+        self._win.Flush(0)
+        return [int(r) for r in np.flatnonzero(entries < step)]
+
+    def Free(self) -> None:
+        self._win.Unlock_all()
+        self._win.Free()
 
 
 ABORT_GRACE_S = 0.5

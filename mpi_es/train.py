@@ -21,7 +21,12 @@ from .envs import episode_limit, make_env, resolve_env_id
 from .extras import import_extra
 from .rollout import run_slot
 from .signals import StopRequest
-from .watchdog import Watchdog
+from .watchdog import Watchdog, wait_until
+
+
+# Beyond its last slot, a rank still writes the checkpoint (rank 0) and assembles the next
+# policy: allowed this long on top of the episodes before the others call it frozen.
+PEER_GRACE_S = 10.0
 
 
 class SlotFailure(Exception):
@@ -120,13 +125,51 @@ class Trainer:
         self.counter = world.slot_counter()
         self.last_row: dict | None = None
         self.last_rollout_times: list[float] = []
-        self.watchdog = None
+        self.watchdog = self.board = None
         if cfg.episode_timeout_s is not None:
             self.watchdog = Watchdog(cfg.episode_timeout_s, self._episode_timed_out)
+            if world.size > 1:
+                self.board = world.progress_board()
+        self._step = 0
 
     def _episode_timed_out(self, what: str) -> None:
         abort_job(f"error: {what} ran longer than episode_timeout_s="
                   f"{self.cfg.episode_timeout_s} s; ending the job (the last checkpoint stays)")
+
+    @property
+    def _peer_limit(self) -> float:
+        # Once the slots run out, each rank has at most its last slot left, each episode of it
+        # bounded by episode_timeout_s, then the end of its generation.
+        return (self.cfg.episodes_per_slot + 1) * self.cfg.episode_timeout_s + PEER_GRACE_S
+
+    def _reach(self) -> int:
+        self._step += 1
+        self.board.mark(self._step)
+        return self._step
+
+    def _frozen_peers(self, what: str, step: int) -> None:
+        behind = self.board.behind(step)
+        who = (f"rank{'s' if len(behind) > 1 else ''} {', '.join(map(str, behind))} did not "
+               f"reach {what}" if behind else
+               f"a rank stopped inside {what} (every rank had reached it)")
+        abort_job(f"error: {who} within {self._peer_limit:g} s of rank {self.world.rank} "
+                  f"(episode_timeout_s={self.cfg.episode_timeout_s:g}): stopped, hung outside "
+                  f"an episode, or on a lost node; ending the job (the last checkpoint stays)")
+
+    def wait_for_peers(self, generation: int) -> None:
+        """Before the allgather, which a frozen rank would never join: end the job, naming the
+        ranks, when some are still playing long after the slots ran out."""
+        step = self._reach()
+        if not wait_until(lambda: not self.board.behind(step), self._peer_limit):
+            self._frozen_peers(f"the end of generation {generation + 1}'s episodes", step)
+
+    def exchange(self, what: str):
+        """Watch a stretch of collectives: a rank frozen before or inside it ends the job."""
+        if self.board is None:
+            return nullcontext()
+        step = self._reach()
+        return self.watchdog.watching(what, self._peer_limit,
+                                      lambda what: self._frozen_peers(what, step))
 
     def _where(self, generation: int, index: int) -> str:
         return (f"{self.cfg.env_id}, generation {generation + 1}, slot {index}, "
@@ -137,11 +180,13 @@ class Trainer:
         while True:
             # rank 0's clock decides stop.seconds, so rank 0 decides for everyone
             decision = stop_reason(self.cfg, self.state)
-            reason = self.world.bcast(decision if self.world.is_root else None)
+            with self.exchange(f"the start of generation {self.state.generation + 1}"):
+                reason = self.world.bcast(decision if self.world.is_root else None)
+                # Every rank learns whether any rank was signalled: they stop together.
+                signalled = reason is None and self.world.any_true(stop.requested)
             if reason is not None:
                 return reason, False
-            # Every rank learns whether any rank was signalled: they stop together.
-            if self.world.any_true(stop.requested):
+            if signalled:
                 return "stopped by a signal; run the same command again to resume", True
             self.generation()
 
@@ -151,15 +196,18 @@ class Trainer:
         self.policy.set_obstat(state.obstat.mean, state.obstat.std)
         outcomes = self.play_share(state.generation, state.theta)
         t_rollout = time.perf_counter()
-        rows, obs = slots.pack(outcomes, self.setup.spec.ob_dim, cfg.episodes_per_slot)
-        data = slots.unpack(world.allgather_rows(rows), world.allgather_rows(obs),
-                            self.setup.spec.ob_dim, cfg.episodes_per_slot)
-        times = world.allgather_rows(np.array([[t_rollout - t_start, len(outcomes)]]))
-        t_gather = time.perf_counter()
-        self.last_rollout_times = times[:, 0].tolist()
-        timing = {"rollout": self.last_rollout_times, "comm": t_gather - t_rollout,
-                  "start": t_start}
-        self.update(data, timing, workers=int(np.count_nonzero(times[:, 1])))
+        if self.board is not None:
+            self.wait_for_peers(state.generation)
+        with self.exchange(f"the update of generation {state.generation + 1}"):
+            rows, obs = slots.pack(outcomes, self.setup.spec.ob_dim, cfg.episodes_per_slot)
+            data = slots.unpack(world.allgather_rows(rows), world.allgather_rows(obs),
+                                self.setup.spec.ob_dim, cfg.episodes_per_slot)
+            times = world.allgather_rows(np.array([[t_rollout - t_start, len(outcomes)]]))
+            t_gather = time.perf_counter()
+            self.last_rollout_times = times[:, 0].tolist()
+            timing = {"rollout": self.last_rollout_times, "comm": t_gather - t_rollout,
+                      "start": t_start}
+            self.update(data, timing, workers=int(np.count_nonzero(times[:, 1])))
 
     def play_share(self, generation: int, theta: np.ndarray) -> list[slots.SlotOutcome]:
         cfg, spec = self.cfg, self.setup.spec

@@ -21,13 +21,18 @@ class Watchdog:
         self._cond = threading.Condition()
         self._deadline: float | None = None
         self._what = ""
+        self._handler = on_timeout
         threading.Thread(target=self._watch, name="mpi_es-watchdog", daemon=True).start()
 
     @contextmanager
-    def watching(self, what: str) -> Iterator[None]:
+    def watching(self, what: str, timeout_s: float | None = None,
+                 on_timeout: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Watch the block: past timeout_s (default: the watchdog's), call on_timeout (default:
+        the watchdog's) with `what`."""
         with self._cond:
-            self._deadline = time.monotonic() + self.timeout_s
+            self._deadline = time.monotonic() + (timeout_s or self.timeout_s)
             self._what = what
+            self._handler = on_timeout or self._on_timeout
             self._cond.notify()
         try:
             yield
@@ -54,5 +59,21 @@ class Watchdog:
                     self._deadline += stalled
                 if self._deadline - now <= 0:
                     break
-            what = self._what
-        self._on_timeout(what)
+            what, handler = self._what, self._handler
+        handler(what)
+
+
+def wait_until(done: Callable[[], bool], limit_s: float) -> bool:
+    """Poll `done` (backing off from 5 ms to 0.5 s) until it is true (returns True) or `limit_s`
+    of running time pass (False). Time the process spent stopped does not count."""
+    waited, pause, last = 0.0, 0.005, time.monotonic()
+    while not done():
+        time.sleep(pause)
+        now = time.monotonic()
+        gap = now - last
+        last = now
+        waited += gap if gap < pause + STALL_S else pause
+        if waited > limit_s:
+            return done()
+        pause = min(pause * 2, 0.5)
+    return True

@@ -110,6 +110,45 @@ def test_suspend_and_resume_of_every_rank_is_not_an_episode_timeout(tmp_path):
     assert checkpoint.load(out / "checkpoint.h5").state.generation == 6
 
 
+def mpi_rank_of(pid: int) -> int | None:
+    """The MPI rank hydra gave a process (PMI_RANK in its environment)."""
+    try:
+        environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    except OSError:
+        return None
+    for item in environ:
+        if item.startswith(b"PMI_RANK="):
+            return int(item.split(b"=", 1)[1])
+    return None
+
+
+@pytest.mark.parametrize("freeze_after", [0.0, 1.2])
+def test_a_frozen_rank_ends_the_job_naming_it(tmp_path, freeze_after):
+    """One rank SIGSTOPped alone (a hung node, a debugger): the others do not wait forever."""
+    from conftest import descendants, wait_for_line
+    cfg = write_config(tmp_path / "c.yaml", stop={"generations": 1000}, episode_timeout_s=1.0,
+                       env_id="tests_envs:SlowReach-v0", population_size=12, eval_prob=0)
+    out = tmp_path / "run"
+    proc = start_mpi(3, str(cfg), "--out-dir", str(out))
+    try:
+        wait_for_line(proc, "gen     2")
+        frozen = next(pid for pid in descendants(proc.pid) if mpi_rank_of(pid) == 1)
+        time.sleep(freeze_after)          # inside an episode, or between two collectives
+        os.kill(frozen, signal.SIGSTOP)
+        start = time.monotonic()
+        stdout, stderr = proc.communicate(timeout=120)
+        ended = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode not in (0, 2, 75), stderr
+    assert "rank 1 did not reach" in stderr, stderr
+    assert "stopped, hung outside an episode, or on a lost node" in stderr
+    # the limit: (2 episodes of the last slot + 1) x episode_timeout_s + 10 s of grace
+    assert ended < 13 + 20, ended
+    assert checkpoint.load(out / "checkpoint.h5").state.generation >= 2
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 def test_a_full_disk_is_a_one_line_error_and_the_checkpoint_stays(tmp_path):
     import subprocess
