@@ -144,7 +144,9 @@ def agreed(world, step: Callable[[], T]) -> T:
 def load_and_prepare(args, world):
     """The config of CONFIG.yaml with --set/--out-dir, and the env checked against it."""
     from . import config
+    from .envs import show_mujoco_warnings
     from .train import prepare
+    show_mujoco_warnings(world.is_root)
     cfg = agreed(world, lambda: config.load(args.config, args.overrides, args.out_dir))
     return cfg, agreed(world, lambda: prepare(cfg))
 

@@ -36,7 +36,7 @@ def run_env() -> dict:
 
 
 def run_mpi(n: int, *args: str, timeout: float = MPI_TIMEOUT, module: bool = True,
-            nodes: int | None = None):
+            nodes: int | None = None, cwd: Path = REPO):
     """`mpiexec -n N python -m mpi_es ARGS` (or a script), for real.
 
     nodes=K makes MPICH split this host into K simulated nodes (MPIR_CVAR_NUM_CLIQUES): ranks
@@ -48,7 +48,7 @@ def run_mpi(n: int, *args: str, timeout: float = MPI_TIMEOUT, module: bool = Tru
     if nodes is not None:
         env["MPIR_CVAR_NUM_CLIQUES"] = str(nodes)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
-                          cwd=REPO)
+                          cwd=cwd)
 
 
 def run_serial(*args: str, timeout: float = 120, env: dict | None = None):

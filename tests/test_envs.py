@@ -134,3 +134,14 @@ def test_box2d_envs_train_under_mpi(tmp_path, job, env_id):
     assert check.returncode == 0, check.stderr
     expected = "(choices 4, argmax)" if env_id == "LunarLander-v3" else "(bounds -1 .. 1)"
     assert expected in check.stdout
+
+
+def test_mujoco_warnings_go_to_the_job_output_once_never_to_a_log_file(tmp_path):
+    """HalfCheetah's model uses a deprecated compiler attribute: MuJoCo warns when it loads."""
+    from conftest import run_mpi, write_config
+    cfg = write_config(tmp_path / "c.yaml", env_id="HalfCheetah-v5", timestep_limit=5,
+                       population_size=4, stop={"generations": 1})
+    proc = run_mpi(2, str(cfg), "--out-dir", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("MuJoCo warning: compiler attribute 'settotalmass'") == 1
+    assert not list(tmp_path.rglob("MUJOCO_LOG.TXT"))

@@ -35,8 +35,18 @@ if not _cluster_up():
 pytestmark = pytest.mark.slurm
 
 
+# In one of two CI runs, MPI_Init failed under `srun --mpi=pmi2` across the two slurmd of this
+# host: "UCX ERROR failed to unpack address, invalid bandwidth 0.00" (as in pmodels/mpich#7417).
+# UCX rates a TCP interface by the speed the kernel reports, and this VM's eth0 reports -1
+# (ifb0/ifb1 none at all): an address can carry a zero bandwidth that its peer then refuses.
+# Both "nodes" are this one host, so the test jobs pin UCX to shared memory and loopback.
+# (libfabric's tcp provider instead hung in MPI_Init when a job was requeued.)
+TRANSPORT = {"UCX_TLS": "self,sm,tcp", "UCX_NET_DEVICES": "lo"}
+
+
 def slurm_env(**extra) -> dict:
     env = run_env()
+    env.update(TRANSPORT)
     env.update(extra)
     return env
 
@@ -206,10 +216,14 @@ def rank_pids(job: int, node: str) -> list[int]:
     return found
 
 
-def wait_for_generation(output, generation: int, timeout: float = 120) -> None:
+def wait_for_generation(output, generation: int, job: int, timeout: float = 120) -> None:
+    """Until the job's output shows the generation; fails at once when the job has ended."""
     deadline = time.monotonic() + timeout
-    while f"gen {generation:>5}" not in (output.read_text() if output.exists() else ""):
-        assert time.monotonic() < deadline, f"job never reached generation {generation}"
+    while f"gen {generation:>5}" not in (text := output.read_text() if output.exists() else ""):
+        assert time.monotonic() < deadline, f"job never reached generation {generation}: {text}"
+        state = job_info(job).get("JobState")
+        assert state in ("PENDING", "RUNNING", "CONFIGURING", "REQUEUED", None), \
+            f"job {job} ended ({state}) before generation {generation}: {text}"
         time.sleep(0.2)
 
 
@@ -221,7 +235,7 @@ def two_node_job(tmp_path):
                  str(REFERENCE / "mirrored-adam.yaml"), "--out-dir", str(out),
                  "--set", "stop.generations=8",
                  env=slurm_env(MPI_ES_TEST_CHECKPOINT_PAUSE="0.5"))
-    wait_for_generation(output, 2)
+    wait_for_generation(output, 2, job)
     return job, out, output
 
 

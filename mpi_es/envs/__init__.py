@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import sys
 
 from . import atari, roboschool
 
@@ -18,6 +19,30 @@ def resolve_env_id(env_id: str) -> tuple[str, str | None]:
         raise EnvError(str(exc)) from None
 
 
+_mujoco_warnings = {"show": True, "seen": set()}
+
+
+def show_mujoco_warnings(show: bool) -> None:
+    """Whether this process prints MuJoCo's warnings (one rank of a job is enough)."""
+    _mujoco_warnings["show"] = show
+
+
+def _mujoco_warning(message: str) -> None:
+    if _mujoco_warnings["show"] and message not in _mujoco_warnings["seen"]:
+        _mujoco_warnings["seen"].add(message)
+        sys.stderr.write(f"MuJoCo warning: {message}\n")
+
+
+def route_mujoco_warnings(gym_id: str) -> None:
+    """MuJoCo appends its warnings to MUJOCO_LOG.TXT in the current directory unless a handler
+    takes them: ours prints each distinct one once, to stderr."""
+    import gymnasium as gym
+    spec = gym.registry.get(gym_id)
+    if spec is not None and "mujoco" in str(spec.entry_point):
+        import mujoco
+        mujoco.set_mju_user_warning(_mujoco_warning)
+
+
 def make_env(env_id: str, **kwargs):
     """gym.make with errors turned into one EnvError that names the id and close matches."""
     import gymnasium as gym
@@ -25,6 +50,7 @@ def make_env(env_id: str, **kwargs):
     bullet = roboschool.is_bullet_id(gym_id.split(":")[-1])
     if atari.looks_like_atari(gym_id) and not atari.available():
         raise EnvError(f"'env_id': {env_id} is an Atari game; Atari needs {atari.EXTRA_HINT}")
+    route_mujoco_warnings(gym_id)
     try:
         if atari.is_atari(gym_id):
             env = atari.make(gym_id, render_mode=kwargs.get("render_mode"))
