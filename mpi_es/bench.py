@@ -216,7 +216,8 @@ def run(cfg: Config, world: World, setup: Setup, *, generations: int,
         "raw_replay_env_steps_per_s": raw_replay, "es_replay_env_steps_per_s": es_replay,
         **generation_fractions(rows, world.size),
         "policy_forward_us": forward,
-        "keras_forward_us": keras_forward_us(setup.spec, state.theta, obs) if keras else None,
+        "keras_forward_us": (keras_forward_us(setup.spec, state.theta, obs)
+                             if keras and isinstance(setup.spec, PolicySpec) else None),
         "noise_build_s": build_s, "noise_table_bytes": table.size * 4,
         "noise_node_pss_bytes": int(node_pss),
         **scaling_figures(cfg, setup, table, slot_seconds, claim_s, latency_s, bytes_per_s),
@@ -244,7 +245,7 @@ def format_table(r: dict) -> str:
         f"  policy forward (NumPy)                      {r['policy_forward_us']:12.1f} us",
         "  policy forward (Keras predict_on_batch)     "
         + (f"{keras:12.1f} us   ({ratio(keras, r['policy_forward_us'])} slower)" if keras
-           else "         n/a   (TensorFlow not installed)"),
+           else "         n/a   (TensorFlow not installed, or not an MLP)"),
         f"  noise table: {r['noise_table_bytes'] / 2**20:.0f} MiB built in "
         f"{r['noise_build_s']:.2f} s; node PSS {r['noise_node_pss_bytes'] / 2**20:.0f} MiB "
         f"({r['noise_node_pss_bytes'] / r['noise_table_bytes']:.2f}x the table)",
