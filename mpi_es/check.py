@@ -22,8 +22,8 @@ def describe(cfg: Config, setup: Setup, world_size: int) -> str:
     lines += [
         "",
         f"environment:        {gym_id}" + (f"  ({note})" if note else ""),
-        f"observations:       {spec.describe_observations()}",
-        f"actions:            {spec.describe_actions()}",
+        f"observation size:   {spec.describe_observations()}",
+        f"action size:        {spec.describe_actions()}",
         f"episode limit:      {setup.limit} steps",
         f"policy:             {spec.describe()}",
         f"parameters:         {spec.num_params}",

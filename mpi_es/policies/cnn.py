@@ -89,10 +89,10 @@ class CnnSpec:
 
     def describe_observations(self) -> str:
         frames, height, width = self.obs_shape
-        return f"{frames} stacked {height}x{width} frames"
+        return f"{frames}x{height}x{width}  ({frames} stacked {height}x{width} frames)"
 
     def describe_actions(self) -> str:
-        return f"{self.num_actions} choices (argmax)"
+        return f"1  (choices {self.num_actions}, argmax)"
 
     def describe(self) -> str:
         convs = ", ".join(f"conv {f} {k}x{k}/{s}" for f, k, s in CONVS)

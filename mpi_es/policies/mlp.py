@@ -69,12 +69,12 @@ class PolicySpec:
         return sum(i * o + o for i, o in self.layer_shapes)
 
     def describe_observations(self) -> str:
-        return f"{self.ob_dim} numbers" + (", normalized" if self.normalize_obs else "")
+        return str(self.ob_dim)
 
     def describe_actions(self) -> str:
         if self.ac_choices:
-            return f"{self.ac_dim}, choices {', '.join(map(str, self.ac_choices))} (argmax)"
-        return f"{self.ac_dim}, bounds {self.ac_low.min():g} .. {self.ac_high.max():g}"
+            return f"{self.ac_dim}  (choices {', '.join(map(str, self.ac_choices))}, argmax)"
+        return f"{self.ac_dim}  (bounds {self.ac_low.min():g} .. {self.ac_high.max():g})"
 
     def describe(self) -> str:
         layers = " -> ".join(str(d) for d in [self.ob_dim, *self.hidden_dims, self.outputs])
