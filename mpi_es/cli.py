@@ -257,7 +257,7 @@ def cmd_evaluate(args, world) -> int:
         return snapshot
 
     snapshot = agreed(world, checked)
-    evaluate.run(snapshot, args, world)
+    evaluate.run(snapshot, args, world, video.record_video)
     return EXIT_OK
 
 

@@ -91,15 +91,15 @@ def format_summary(s: dict) -> str:
             f"max {s['length_max']}")
 
 
-def run(snapshot: Snapshot, args, world) -> dict | None:
-    """Every rank plays its share of the episodes; rank 0 gathers, prints and renders."""
+def run(snapshot: Snapshot, args, world, record_video=None) -> dict | None:
+    """Every rank plays its share of the episodes; rank 0 gathers, prints and renders
+    (`record_video`, video.record_video, when --video is given)."""
     mine = list(range(world.rank, args.episodes, world.size))
     gathered = world.gather(play(snapshot, mine, args.seed))
     if not world.is_root:
         return None
     result = summary([r for part in gathered for r in part], args.file, snapshot.generation)
     if args.video:
-        from .video import record_video
         frames = record_video(snapshot, args.video, episodes=args.video_episodes,
                               seed=args.seed, fps=args.fps, width=args.width,
                               height=args.height, camera=args.camera)
