@@ -24,7 +24,7 @@ install() {
 }
 
 configure() {
-    local host cpus mem
+    local host cpus mem first
     host=$(hostname)
     cpus=$(nproc)
     mem=$(( ($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024) / 2 ))
@@ -33,9 +33,15 @@ configure() {
         dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none
         chmod 0400 "$dir/munge/munge.key"
     fi
+    # Job ids name MPICH's shared-memory segments under srun (/dev/shm/mpich_shm_*), and a job
+    # killed by a test leaves its segment behind: a later job with the same id, of this cluster
+    # after a restart or of another checkout's, would attach to it and fail in MPI_Init. Each
+    # start numbers its jobs from its own point in time instead of from 1.
+    first=$(( ($(date +%s) % 6000000) * 10 + 1 ))
     cat > "$conf" <<CONF
 # Written by .ci/slurm-cluster.sh: two nodes on this host for mpi_es's job-script tests.
 ClusterName=mpies$tag
+FirstJobId=$first
 SlurmctldHost=$host
 SlurmctldPort=$base
 SlurmUser=root
@@ -82,7 +88,7 @@ start() {
     /usr/sbin/munged --force --socket="$dir/munge/munge.socket" --key-file="$dir/munge/munge.key" \
         --pid-file="$dir/munge/munged.pid" --log-file="$dir/munge/munged.log" \
         --seed-file="$dir/munge/munged.seed"
-    /usr/sbin/slurmctld -f "$conf"
+    /usr/sbin/slurmctld -c -f "$conf"      # -c: no jobs from an earlier start, ids from FirstJobId
     /usr/sbin/slurmd -f "$conf" -N n1
     /usr/sbin/slurmd -f "$conf" -N n2
     for _ in $(seq 1 60); do
