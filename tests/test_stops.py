@@ -142,7 +142,10 @@ def test_a_frozen_rank_ends_the_job_naming_it(tmp_path, freeze_after):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode not in (0, 2, 75), stderr
-    assert "rank 1 did not reach" in stderr, stderr
+    if freeze_after:        # inside an episode: the others name it
+        assert "rank 1 did not reach" in stderr, stderr
+    else:                   # maybe inside a collective it had already entered: not nameable
+        assert "rank 1 did not reach" in stderr or "a rank stopped inside" in stderr, stderr
     assert "stopped, hung outside an episode, or on a lost node" in stderr
     # the limit: (2 episodes of the last slot + 1) x episode_timeout_s + 10 s of grace
     assert ended < 13 + 20, ended
