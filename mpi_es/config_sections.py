@@ -44,11 +44,28 @@ class StopConfig(_Section):
     generations: Optional[PositiveInt] = 1000
     timesteps: Optional[PositiveInt] = None
     seconds: Optional[PositiveFloat] = None
+    # Stop once the noise-free policy's mean return over eval_episodes episodes (played across
+    # the ranks after every eval_every-th generation) reaches eval_return.
+    eval_return: Optional[float] = Field(default=None, allow_inf_nan=False)
+    eval_episodes: PositiveInt = 10
+    eval_every: PositiveInt = 10
 
     @model_validator(mode="after")
     def _some_limit(self) -> "StopConfig":
         if self.generations is None and self.timesteps is None and self.seconds is None:
-            raise ValueError("set at least one of stop.generations, stop.timesteps, stop.seconds")
+            raise ValueError("set at least one of stop.generations, stop.timesteps, stop.seconds"
+                             " (stop.eval_return may never be reached)")
+        return self
+
+    @model_validator(mode="after")
+    def _eval_keys(self) -> "StopConfig":
+        if self.eval_return is None:
+            for key in ("eval_episodes", "eval_every"):
+                # (a resolved config holds every key at its default: only a change is refused)
+                if key in self.model_fields_set and \
+                        getattr(self, key) != type(self).model_fields[key].default:
+                    raise _KeyedError(key, "means nothing without stop.eval_return; set it or "
+                                      "remove this key")
         return self
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, config, slots
+from . import checkpoint, config
 from .config import ConfigError
 from .policies import CnnPolicy, Policy, make_policy, policy_spec
 from .envs import episode_limit, make_env
-from .rollout import run_episode
+from .rollout import play_noise_free
 from .train import reference_batch
 
 
@@ -52,21 +52,13 @@ def load_snapshot(path: str | Path, allow_import: list[str] = ()) -> Snapshot:
     return Snapshot(cfg, policy, loaded.state.generation)
 
 
-def episode_seed(seed: int, episode: int) -> int:
-    return int(slots.generator(seed, slots.STREAM_EVALUATE, episode).integers(0, 2**31 - 1))
-
-
 def play(snapshot: Snapshot, episodes: list[int], seed: int, env=None,
          frames: list | None = None) -> list[tuple[int, float, int]]:
     """(episode, return, length) for each episode index, without action noise."""
     own = env is None
     env = env or make_env(snapshot.cfg.env_id)
-    limit = episode_limit(env, snapshot.cfg.timestep_limit)
-    results = []
-    for i in episodes:
-        ep = run_episode(env, snapshot.policy, limit=limit, reset_seed=episode_seed(seed, i),
-                         frames=frames)
-        results.append((i, ep.ret, ep.length))
+    results = play_noise_free(env, snapshot.policy, episodes, seed=seed, frames=frames,
+                              limit=episode_limit(env, snapshot.cfg.timestep_limit))
     if own:
         env.close()
     return results

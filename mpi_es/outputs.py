@@ -133,6 +133,8 @@ def progress_line(row: dict, cfg: Config) -> str:
             f"± {row['GenRewStd']:8.2f} (max {row['GenRewMax']:9.2f}) | len {row['GenLenMean']:7.1f}")
     if row["EvalGenCount"]:
         line += f" | eval {row['EvalGenRewardMean']:9.2f} ({row['EvalGenCount']})"
+    if row.get("TargetEvalMean") is not None:
+        line += f" | check {row['TargetEvalMean']:.2f}/{cfg.stop.eval_return:g}"
     rate = row["TimestepsThisGen"] / max(row["TimeElapsedThisGen"], 1e-9)
     line += (f" | {row['TimeElapsedThisGen']:6.2f} s, {rate:,.0f} steps/s "
              f"(rollout {row['TimeRolloutMax']:.2f}, comm {row['TimeComm']:.2f}, "

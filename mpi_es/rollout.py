@@ -8,7 +8,7 @@ from typing import Callable, ContextManager
 import numpy as np
 
 from .policies import Policy
-from .slots import Slot, SlotOutcome
+from .slots import Slot, SlotOutcome, evaluation_seed
 
 
 class EpisodeFault(Exception):
@@ -79,6 +79,21 @@ def run_episode(env, policy: Policy, *, limit: int, reset_seed: int,
         episode.ob_sum = obs.sum(axis=0)
         episode.ob_sumsq = np.square(obs).sum(axis=0)
     return episode
+
+
+def play_noise_free(env, policy: Policy, episodes, *, seed: int, limit: int,
+                    frames: list | None = None,
+                    guard: Callable[[int], ContextManager] = lambda episode: nullcontext()
+                    ) -> list[tuple[int, float, int]]:
+    """(episode, return, length) of the policy as it is, without action noise, for each episode
+    index: what `evaluate --seed SEED` plays."""
+    results = []
+    for i in episodes:
+        with guard(i):
+            ep = run_episode(env, policy, limit=limit, reset_seed=evaluation_seed(seed, i),
+                             frames=frames)
+        results.append((i, ep.ret, ep.length))
+    return results
 
 
 def run_slot(slot: Slot, env, policy: Policy, theta: np.ndarray, noise_vector: np.ndarray | None,

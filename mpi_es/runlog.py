@@ -18,6 +18,8 @@ COLUMNS = [
     # ARS: the standard deviation of the 2b returns its step was scaled by (blank for ES)
     "ReturnStdUsed",
     "GenRewMin",
+    # stop.eval_return's check: mean noise-free return over stop.eval_episodes (blank between)
+    "TargetEvalMean",
 ]
 TIMING_COLUMNS = {"TimeElapsedThisGen", "TimeElapsed", "TimeRolloutMin", "TimeRolloutMax",
                   "TimeComm", "TimeUpdate"}

@@ -22,6 +22,11 @@ TRAIN = 0
 EVAL = 1
 
 
+def evaluation_seed(seed: int, episode: int) -> int:
+    """The reset seed of a noise-free evaluation episode (`evaluate --seed`, stop.eval_return)."""
+    return int(generator(seed, STREAM_EVALUATE, episode).integers(0, 2**31 - 1))
+
+
 def generator(seed: int, *key: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
 

@@ -19,7 +19,7 @@ from .parallel import World, abort_job
 from .policies import CnnSpec, PolicySpec, make_policy, policy_spec
 from .envs import episode_limit, make_env, resolve_env_id
 from .extras import import_extra
-from .rollout import run_slot
+from .rollout import play_noise_free, run_slot
 from .signals import StopRequest
 from .watchdog import Watchdog, wait_until
 
@@ -131,6 +131,7 @@ class Trainer:
             if world.size > 1:
                 self.board = world.progress_board()
         self._step = 0
+        self.target_mean: float | None = None    # stop.eval_return's last check
 
     def _episode_timed_out(self, what: str) -> None:
         abort_job(f"error: {what} ran longer than episode_timeout_s="
@@ -140,7 +141,10 @@ class Trainer:
     def _peer_limit(self) -> float:
         # Once the slots run out, each rank has at most its last slot left, each episode of it
         # bounded by episode_timeout_s, then the end of its generation.
-        return (self.cfg.episodes_per_slot + 1) * self.cfg.episode_timeout_s + PEER_GRACE_S
+        return self._limit_for(self.cfg.episodes_per_slot)
+
+    def _limit_for(self, episodes: int) -> float:
+        return (episodes + 1) * self.cfg.episode_timeout_s + PEER_GRACE_S
 
     def _reach(self) -> int:
         self._step += 1
@@ -163,13 +167,47 @@ class Trainer:
         if not wait_until(lambda: not self.board.behind(step), self._peer_limit):
             self._frozen_peers(f"the end of generation {generation + 1}'s episodes", step)
 
-    def exchange(self, what: str):
-        """Watch a stretch of collectives: a rank frozen before or inside it ends the job."""
+    def exchange(self, what: str, episodes_behind: int | None = None):
+        """Watch a stretch of collectives: a rank frozen before or inside it ends the job.
+        `episodes_behind`: how many episodes a rank may still be playing when another enters
+        (default: a slot's)."""
         if self.board is None:
             return nullcontext()
         step = self._reach()
-        return self.watchdog.watching(what, self._peer_limit,
-                                      lambda what: self._frozen_peers(what, step))
+        limit = self._limit_for(self.cfg.episodes_per_slot if episodes_behind is None
+                                else episodes_behind)
+        return self.watchdog.watching(what, limit, lambda what: self._frozen_peers(what, step))
+
+    def _guard(self, what: str):
+        return nullcontext() if self.watchdog is None else self.watchdog.watching(what)
+
+    def target_check(self) -> tuple[float, int, int] | None:
+        """When stop.eval_return's check is due after this generation: the noise-free policy's
+        mean return over stop.eval_episodes episodes shared by the ranks (what `evaluate
+        --seed GENERATION --episodes N` of the checkpoint prints), with the episodes and steps
+        it took."""
+        stop, state, world = self.cfg.stop, self.state, self.world
+        if stop.eval_return is None or state.generation == 0 or state.generation % stop.eval_every:
+            return None
+        where = f"the return check after generation {state.generation}"
+        self.policy.set_theta(state.theta)
+        self.policy.set_obstat(state.obstat.mean, state.obstat.std)
+        mine = play_noise_free(self.setup.env, self.policy,
+                               range(world.rank, stop.eval_episodes, world.size),
+                               seed=state.generation, limit=self.setup.limit,
+                               guard=lambda i: self._guard(f"episode {i} of {where}"))
+        with self.exchange(where, episodes_behind=-(-stop.eval_episodes // world.size)):
+            results = sorted(r for part in world.allgather(mine) for r in part)
+        returns = np.array([ret for _, ret, _ in results])
+        return float(returns.mean()), len(results), sum(length for *_, length in results)
+
+    def target_reason(self) -> str | None:
+        target = self.cfg.stop.eval_return
+        if target is None or self.target_mean is None or self.target_mean < target:
+            return None
+        return (f"reached stop.eval_return={target:g} (mean {self.target_mean:.2f} over "
+                f"{self.cfg.stop.eval_episodes} noise-free episodes after generation "
+                f"{self.state.generation})")
 
     def _where(self, generation: int, index: int) -> str:
         return (f"{self.cfg.env_id}, generation {generation + 1}, slot {index}, "
@@ -177,9 +215,12 @@ class Trainer:
 
     def run(self, stop: StopRequest) -> tuple[str, bool]:
         """Train until a stop condition or signal: (why it stopped, whether by a signal)."""
+        # A resume right after a due check plays it again (deterministic; counted once).
+        check = self.target_check()
+        self.target_mean = check[0] if check else None
         while True:
             # rank 0's clock decides stop.seconds, so rank 0 decides for everyone
-            decision = stop_reason(self.cfg, self.state)
+            decision = stop_reason(self.cfg, self.state) or self.target_reason()
             with self.exchange(f"the start of generation {self.state.generation + 1}"):
                 reason = self.world.bcast(decision if self.world.is_root else None)
                 # Every rank learns whether any rank was signalled: they stop together.
@@ -270,6 +311,11 @@ class Trainer:
         state.generation += 1
         state.episodes_so_far += data.episodes
         state.timesteps_so_far += data.timesteps
+        check = self.target_check()
+        self.target_mean = None if check is None else check[0]
+        if check is not None:
+            state.episodes_so_far += check[1]
+            state.timesteps_so_far += check[2]
         full_optimizer = gather_optimizer(world, state.optimizer, blocks, cfg.model.nn_optimizer,
                                           cfg.model.nn_optimizer_args)
         elapsed_this_gen = time.perf_counter() - timing["start"]
@@ -283,6 +329,9 @@ class Trainer:
                              / max(theta_norm, 1e-12),
                              theta_norm=float(np.linalg.norm(state.theta)))
         row.update(extras)
+        if check is not None:
+            row.update(TargetEvalMean=check[0], EpisodesThisGen=data.episodes + check[1],
+                       TimestepsThisGen=data.timesteps + check[2])
         self.last_row = row
         self.outputs.generation_done(dataclasses.replace(state, optimizer=full_optimizer), row)
 

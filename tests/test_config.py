@@ -148,3 +148,16 @@ def test_reward_shift_needs_centered_rank_shaping():
     for bad in ({"return_proc_mode": "sign"}, {"optimizations": {"fitness_shaping": False}}):
         with pytest.raises(ConfigError, match="'reward_shift'.*centered_rank"):
             config.validate({"env_id": "Hopper-v5", "reward_shift": 1.0, **bad})
+
+
+def test_eval_return_keys():
+    assert "'stop.eval_every'" in error_of({**BASE, "stop": {"eval_every": 5}})
+    assert "without stop.eval_return" in error_of({**BASE, "stop": {"eval_episodes": 3}})
+    assert "'stop.eval_return'" in error_of({**BASE, "stop": {"eval_return": ".nan"}})
+    assert "stop.eval_return may never be reached" in error_of(
+        {**BASE, "stop": {"generations": None, "eval_return": 100}})
+    cfg = config.validate({**BASE, "stop": {"eval_return": 3403.46, "eval_every": 5}})
+    assert (cfg.stop.eval_return, cfg.stop.eval_episodes, cfg.stop.eval_every) == (3403.46, 10, 5)
+    # a resolved config holds eval_every and eval_episodes at their defaults: it loads again
+    plain = config.validate(BASE)
+    assert config.validate(yaml.safe_load(plain.to_yaml())) == plain

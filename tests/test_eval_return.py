@@ -1,0 +1,64 @@
+"""stop.eval_return: the run ends once the noise-free policy's mean over stop.eval_episodes
+evaluation episodes reaches a return (real mpiexec)."""
+import json
+
+import pytest
+
+from conftest import run_mpi, run_serial, write_config
+from mpi_es import runlog
+
+pytestmark = pytest.mark.mpi
+CHECKS = {"eval_every": 3, "eval_episodes": 5}
+
+
+def checks_of(out) -> dict[int, float]:
+    return {int(r["Generation"]): float(r["TargetEvalMean"])
+            for r in runlog.read(out / "log.csv") if r["TargetEvalMean"]}
+
+
+@pytest.fixture(scope="module")
+def unreached(tmp_path_factory):
+    """18 generations with a target no policy reaches: a check every 3rd generation."""
+    base = tmp_path_factory.mktemp("unreached")
+    cfg = write_config(base / "c.yaml", stop={"generations": 18, "eval_return": 1e9, **CHECKS})
+    proc = run_mpi(2, str(cfg), "--out-dir", str(base / "run"))
+    assert proc.returncode == 0, proc.stderr
+    assert "reached stop.generations=18" in proc.stdout
+    return base / "run"
+
+
+def test_checks_run_every_eval_every_generations_and_count_their_steps(unreached):
+    rows = runlog.read(unreached / "log.csv")
+    assert sorted(checks_of(unreached)) == [3, 6, 9, 12, 15, 18]
+    # ToyReach episodes last 30 steps: a check adds its 5 episodes to the generation's steps
+    for row in rows:
+        checked = int(row["Generation"]) % 3 == 0
+        assert int(row["EpisodesThisGen"]) - (5 if checked else 0) == 20 + int(row["EvalGenCount"])
+    assert int(rows[-1]["TimestepsSoFar"]) == sum(int(r["TimestepsThisGen"]) for r in rows)
+
+
+def test_a_check_is_what_evaluate_prints_for_its_generation(unreached):
+    proc = run_serial("evaluate", str(unreached / "snapshots" / "snapshot_00012.h5"), "--seed",
+                      "12", "--episodes", "5", "--json", "--allow-import", "tests_envs")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["return_mean"] == checks_of(unreached)[12]
+
+
+def test_the_run_stops_at_the_first_check_that_reaches_the_target(tmp_path, unreached):
+    checks = checks_of(unreached)
+    target = checks[9]
+    first = min(g for g, mean in checks.items() if mean >= target)
+    cfg = write_config(tmp_path / "c.yaml", stop={"generations": 18, "eval_return": target,
+                                                   **CHECKS})
+    out = tmp_path / "run"
+    proc = run_mpi(3, str(cfg), "--out-dir", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert f"reached stop.eval_return={target:g} (mean {checks[first]:.2f} over 5 noise-free " \
+           f"episodes after generation {first})" in proc.stdout
+    rows = runlog.read(out / "log.csv")
+    assert len(rows) == first          # the same run as on 2 ranks, up to the stop
+    assert checks_of(out) == {g: m for g, m in checks.items() if g <= first}
+    # the finished run stays finished: the resume re-plays the check and trains nothing
+    again = run_mpi(1, str(cfg), "--out-dir", str(out))
+    assert again.returncode == 0 and "reached stop.eval_return" in again.stdout
+    assert runlog.read(out / "log.csv") == rows
