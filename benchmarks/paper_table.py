@@ -21,6 +21,7 @@ import os
 import shutil
 import statistics
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 import sys
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def train(suite: dict, stem: str, seed: int, root: Path, ranks: int) -> None:
     with open(out.parent / f"seed{seed}.out", "a") as log:
         status = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
     if status != 0:
-        sys.exit(f"training {stem} seed {seed} failed with exit {status}; see {log.name}")
+        raise SystemExit(f"training {stem} seed {seed} failed with exit {status}; see {log.name}")
 
 
 def evaluate(stem: str, seed: int, root: Path) -> dict:
@@ -84,9 +85,13 @@ def read_log(out: Path) -> list[dict]:
 
 
 def steps_to_threshold(rows: list[dict], threshold: float) -> int | None:
-    """Timesteps at the first generation whose noise-free evaluation episodes averaged >= threshold."""
+    """Timesteps at the first generation whose noise-free evaluation averaged >= threshold: the
+    stop.eval_return checks (10 episodes) when the run made them, else the generation's
+    evaluation episodes (eval_prob)."""
+    column = ("TargetEvalMean" if any(row.get("TargetEvalMean") for row in rows)
+              else "EvalGenRewardMean")
     for row in rows:
-        value = row["EvalGenRewardMean"]
+        value = row[column]
         if value not in ("", "nan") and float(value) >= threshold:
             return int(row["TimestepsSoFar"])
     return None
@@ -104,10 +109,14 @@ def report(suite_name: str, root: Path, seeds: list[int], ranks: int, docs: Path
         "",
         f"Made by `python benchmarks/paper_table.py --suite {suite_name} --ranks {ranks} "
         f"--seeds {' '.join(map(str, seeds))}` (configs in `{suite['jobs']}/`). Every run stops "
-        "at its config's timestep budget; **final score** is the noise-free policy of the last "
-        "checkpoint over 10 episodes (`python -m mpi_es evaluate CHECKPOINT --episodes 10`), "
+        "at its config's timestep budget, or earlier where its config sets `stop.eval_return` "
+        "(the run ends at the first check, every `stop.eval_every` generations, whose 10 "
+        "noise-free episodes average at least the threshold; the checks' steps count); "
+        "**final score** is the noise-free policy of the last checkpoint over 10 other "
+        "episodes (`python -m mpi_es evaluate CHECKPOINT --episodes 10`), "
         "median over seeds; **steps to threshold** is the first generation whose noise-free "
-        "evaluation episodes in `log.csv` averaged at least the threshold (median over seeds; a "
+        "evaluation in `log.csv` (the 10-episode checks where the run made them, else the "
+        "generation's evaluation episodes) averaged at least the threshold (median over seeds; a "
         "seed that never got there counts as not reached). Results are per timestep: they do not "
         "depend on how busy the machine was or on the rank count (runs are bit-identical for any "
         "rank count).",
@@ -168,6 +177,9 @@ def main() -> None:
                         help="es: the ES paper's MuJoCo table; ars: the ARS paper's tasks")
     parser.add_argument("--ranks", type=int, default=2, help="mpiexec -n RANKS (default 2)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--parallel", type=int, default=1, metavar="K",
+                        help="train K runs at once, each on RANKS ranks (results do not depend "
+                             "on it: a run is bit-identical for any rank count)")
     parser.add_argument("--tasks", nargs="+", help="config stems (default: the whole suite)")
     parser.add_argument("--root", type=Path, help="where the runs go (default runs/<suite>)")
     parser.add_argument("--docs", type=Path, default=REPO / "docs")
@@ -177,14 +189,19 @@ def main() -> None:
     suite = SUITES[args.suite]
     stems = [stem for stem, _, _ in suite["tasks"].values()]
     root = args.root or REPO / "runs" / args.suite
+    runs = []
     for stem in args.tasks or stems:
         if stem not in stems:
             parser.error(f"--tasks: {stem} is not in the {args.suite} suite ({', '.join(stems)})")
-        for seed in args.seeds:
-            if not args.report_only:
-                train(suite, stem, seed, root, args.ranks)
-            if (run_dir(root, stem, seed) / "checkpoint.h5").exists():
-                evaluate(stem, seed, root)
+        runs += [(stem, seed) for seed in args.seeds]
+    if not args.report_only:
+        with ThreadPoolExecutor(max(1, args.parallel)) as pool:
+            for done in [pool.submit(train, suite, stem, seed, root, args.ranks)
+                         for stem, seed in runs]:
+                done.result()
+    for stem, seed in runs:
+        if (run_dir(root, stem, seed) / "checkpoint.h5").exists():
+            evaluate(stem, seed, root)
     report(args.suite, root, args.seeds, args.ranks, args.docs)
 
 
