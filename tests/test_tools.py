@@ -1,11 +1,12 @@
 """evaluate, video, plot and Keras export, run as a user would."""
+import importlib.util
 import json
 import os
 
 import numpy as np
 import pytest
 
-from conftest import needs, run_mpi, run_serial, write_config
+from conftest import REPO, needs, run_mpi, run_serial, write_config
 from mpi_es import runlog
 
 pytestmark = pytest.mark.mpi
@@ -186,3 +187,17 @@ def test_plot_band_stays_inside_the_observed_returns():
     low, high = band(np.array([0.0, 10.0, 3.0]), np.array([50.0, 1.0, 1.0]),
                      np.array([-5.0, 9.5, np.nan]), np.array([20.0, 10.5, np.nan]))
     assert low.tolist() == [-5.0, 9.5, 2.0] and high.tolist() == [20.0, 10.5, 4.0]
+
+
+def test_paper_table_counts_steps_to_the_ten_episode_checks_when_a_run_made_them():
+    spec = importlib.util.spec_from_file_location("paper_table",
+                                                  REPO / "benchmarks" / "paper_table.py")
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    rows = [{"EvalGenRewardMean": "500", "TargetEvalMean": "", "TimestepsSoFar": "10"},
+            {"EvalGenRewardMean": "nan", "TargetEvalMean": "450", "TimestepsSoFar": "20"},
+            {"EvalGenRewardMean": "300", "TargetEvalMean": "510", "TimestepsSoFar": "30"}]
+    assert table.steps_to_threshold(rows, 500) == 30
+    older = [{k: v for k, v in r.items() if k != "TargetEvalMean"} for r in rows]
+    assert table.steps_to_threshold(older, 500) == 10
+    assert table.steps_to_threshold(rows, 600) is None
