@@ -81,6 +81,15 @@ def write_config(path: Path, **overrides) -> Path:
     return path
 
 
+def process_environ(pid: int) -> dict[bytes, bytes]:
+    """A process's environment ({} once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+    except OSError:
+        return {}
+
+
 def descendants(pid: int) -> list[int]:
     """pid and every process below it (hydra gives each rank a session of its own)."""
     children: dict[int, list[int]] = {}

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO, run_env, run_mpi, write_config
+from conftest import REPO, process_environ, run_env, run_mpi, write_config
 from mpi_es import checkpoint, runlog
 
 
@@ -202,9 +202,8 @@ def rank_pids(job: int, node: str) -> list[int]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
+        env = process_environ(int(entry))
         try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmdline = f.read()
         except OSError:

@@ -3,10 +3,12 @@ cannot hurt a run."""
 import os
 import signal
 import time
+from contextlib import contextmanager
 
 import pytest
 
-from conftest import run_mpi, start_mpi, write_config
+from conftest import (descendants, process_environ, run_mpi, start_mpi, wait_for_line,
+                      write_config)
 from mpi_es import checkpoint, runlog
 
 pytestmark = pytest.mark.mpi
@@ -83,28 +85,35 @@ def test_read_only_out_dir_is_a_one_line_error(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@contextmanager
+def slow_job(tmp_path, ranks: int, **overrides):
+    """A SlowReach job (every episode sleeps through its steps) that has logged generation 2:
+    (the mpiexec process, OUT_DIR). Killed on the way out if still running."""
+    cfg = write_config(tmp_path / "c.yaml", env_id="tests_envs:SlowReach-v0", eval_prob=0,
+                       **overrides)
+    out = tmp_path / "run"
+    proc = start_mpi(ranks, str(cfg), "--out-dir", str(out))
+    try:
+        wait_for_line(proc, "gen     2")
+        yield proc, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_suspend_and_resume_of_every_rank_is_not_an_episode_timeout(tmp_path):
     """What `scontrol suspend` / `scontrol resume` (gang scheduling) does to the ranks."""
-    from conftest import descendants
     # every episode lasts 0.6 s of sleeping steps: the stop lands inside one
-    cfg = write_config(tmp_path / "c.yaml", stop={"generations": 6}, episode_timeout_s=2.0,
-                       env_id="tests_envs:SlowReach-v0", population_size=8, eval_prob=0)
-    out = tmp_path / "run"
-    proc = start_mpi(2, str(cfg), "--out-dir", str(out))
-    try:
-        from conftest import wait_for_line
-        wait_for_line(proc, "gen     2")
+    with slow_job(tmp_path, 2, stop={"generations": 6}, episode_timeout_s=2.0,
+                  population_size=8) as (proc, out):
         time.sleep(0.3)
-        ranks = [p for p in descendants(proc.pid)[1:]]
+        ranks = descendants(proc.pid)[1:]
         for pid in ranks:
             os.kill(pid, signal.SIGSTOP)
         time.sleep(5)                        # longer than episode_timeout_s
         for pid in ranks:
             os.kill(pid, signal.SIGCONT)
         stdout, stderr = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 0, stderr
     assert "episode_timeout_s" not in stderr
     assert checkpoint.load(out / "checkpoint.h5").state.generation == 6
@@ -112,35 +121,21 @@ def test_suspend_and_resume_of_every_rank_is_not_an_episode_timeout(tmp_path):
 
 def mpi_rank_of(pid: int) -> int | None:
     """The MPI rank hydra gave a process (PMI_RANK in its environment)."""
-    try:
-        environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
-    except OSError:
-        return None
-    for item in environ:
-        if item.startswith(b"PMI_RANK="):
-            return int(item.split(b"=", 1)[1])
-    return None
+    rank = process_environ(pid).get(b"PMI_RANK")
+    return None if rank is None else int(rank)
 
 
 @pytest.mark.parametrize("freeze_after", [0.0, 1.2])
 def test_a_frozen_rank_ends_the_job_naming_it(tmp_path, freeze_after):
     """One rank SIGSTOPped alone (a hung node, a debugger): the others do not wait forever."""
-    from conftest import descendants, wait_for_line
-    cfg = write_config(tmp_path / "c.yaml", stop={"generations": 1000}, episode_timeout_s=1.0,
-                       env_id="tests_envs:SlowReach-v0", population_size=12, eval_prob=0)
-    out = tmp_path / "run"
-    proc = start_mpi(3, str(cfg), "--out-dir", str(out))
-    try:
-        wait_for_line(proc, "gen     2")
+    with slow_job(tmp_path, 3, stop={"generations": 1000}, episode_timeout_s=1.0,
+                  population_size=12) as (proc, out):
         frozen = next(pid for pid in descendants(proc.pid) if mpi_rank_of(pid) == 1)
         time.sleep(freeze_after)          # inside an episode, or between two collectives
         os.kill(frozen, signal.SIGSTOP)
         start = time.monotonic()
         stdout, stderr = proc.communicate(timeout=120)
         ended = time.monotonic() - start
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode not in (0, 2, 75), stderr
     if freeze_after:        # inside an episode: the others name it
         assert "rank 1 did not reach" in stderr, stderr
