@@ -101,14 +101,15 @@ def fmt_steps(n: float | None) -> str:
     return "not reached" if n is None else f"{n / 1e6:.2f}M"
 
 
-def report(suite_name: str, root: Path, seeds: list[int], ranks: int, docs: Path) -> None:
+def report(suite_name: str, root: Path, seeds: list[int], docs: Path) -> None:
     suite = SUITES[suite_name]
     budget_of = {stem: budget(suite, stem) for stem, _, _ in suite["tasks"].values()}
     lines = [
         f"# {suite['title']}",
         "",
-        f"Made by `python benchmarks/paper_table.py --suite {suite_name} --ranks {ranks} "
-        f"--seeds {' '.join(map(str, seeds))}` (configs in `{suite['jobs']}/`). Every run stops "
+        f"Made by `python benchmarks/paper_table.py --suite {suite_name} --ranks R "
+        f"--seeds {' '.join(map(str, seeds))}` (configs in `{suite['jobs']}/`; R, the ranks "
+        "each run had, is in the table, from the runs' logs). Every run stops "
         "at its config's timestep budget, or earlier where its config sets `stop.eval_return` "
         "(the run ends at the first check, every `stop.eval_every` generations, whose 10 "
         "noise-free episodes average at least the threshold; the checks' steps count); "
@@ -122,22 +123,26 @@ def report(suite_name: str, root: Path, seeds: list[int], ranks: int, docs: Path
         "rank count).",
         "",
         f"| task | {suite['threshold_name']} | paper: steps to it | budget | mpi_es: steps to "
-        "it (median) | per seed | final score (median) | per seed | median >= threshold |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "it (median) | per seed | final score (median) | per seed | median >= threshold | "
+        "steps run, per seed | ranks |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for task, (stem, threshold, paper_steps) in suite["tasks"].items():
-        finals, reached, done = [], [], []
+        finals, reached, done, ran, ranks = [], [], [], [], set()
         for seed in seeds:
             out = run_dir(root, stem, seed)
             if not (out / "eval.json").exists():
                 continue
             done.append(seed)
             finals.append(json.loads((out / "eval.json").read_text())["return_mean"])
-            reached.append(steps_to_threshold(read_log(out), threshold))
+            rows = read_log(out)
+            reached.append(steps_to_threshold(rows, threshold))
+            ran.append(int(rows[-1]["TimestepsSoFar"]))
+            ranks.add(max(int(row["UniqueWorkers"]) for row in rows))
         paper = f"{paper_steps:.3g}" if paper_steps else "-"
         if not done:
             lines.append(f"| {task} | {threshold:g} | {paper} | {budget_of[stem]:.3g} | "
-                         "not run yet | | | | |")
+                         "not run yet | | | | | | |")
             continue
         key = [float("inf") if r is None else r for r in reached]
         median_steps = statistics.median_low(key)
@@ -148,7 +153,8 @@ def report(suite_name: str, root: Path, seeds: list[int], ranks: int, docs: Path
             f"{', '.join(fmt_steps(r) for r in reached)} | {median_final:.1f} | "
             f"{', '.join(f'{f:.1f}' for f in finals)} | "
             f"{'yes' if median_final >= threshold else 'no'} ({len(done)} seed"
-            f"{'s' if len(done) != 1 else ''}) |")
+            f"{'s' if len(done) != 1 else ''}) | {', '.join(fmt_steps(r) for r in ran)} | "
+            f"{', '.join(map(str, sorted(ranks)))} |")
         plot(suite, task, stem, threshold, [run_dir(root, stem, s) for s in done], docs)
     lines += ["", f"Learning curves (population mean ± std, noise-free evaluation points, "
               f"seeds overlaid, the threshold dashed): `docs/{suite['figures']}/<task>.png`.",
@@ -202,7 +208,7 @@ def main() -> None:
     for stem, seed in runs:
         if (run_dir(root, stem, seed) / "checkpoint.h5").exists():
             evaluate(stem, seed, root)
-    report(args.suite, root, args.seeds, args.ranks, args.docs)
+    report(args.suite, root, args.seeds, args.docs)
 
 
 if __name__ == "__main__":
