@@ -97,6 +97,13 @@ def steps_to_threshold(rows: list[dict], threshold: float) -> int | None:
     return None
 
 
+def finished(rows: list[dict], budget: float, threshold: float) -> bool:
+    """Did the run reach its budget, or its stop.eval_return at the last check?"""
+    last = rows[-1]
+    return (int(last["TimestepsSoFar"]) >= budget
+            or (last.get("TargetEvalMean") or "") != "" and float(last["TargetEvalMean"]) >= threshold)
+
+
 def fmt_steps(n: float | None) -> str:
     return "not reached" if n is None else f"{n / 1e6:.2f}M"
 
@@ -137,7 +144,9 @@ def report(suite_name: str, root: Path, seeds: list[int], docs: Path) -> None:
             finals.append(json.loads((out / "eval.json").read_text())["return_mean"])
             rows = read_log(out)
             reached.append(steps_to_threshold(rows, threshold))
-            ran.append(int(rows[-1]["TimestepsSoFar"]))
+            ran.append(fmt_steps(int(rows[-1]["TimestepsSoFar"]))
+                       + ("" if finished(rows, budget_of[stem], threshold) else
+                          " (stopped before its end, resumable)"))
             ranks.add(max(int(row["UniqueWorkers"]) for row in rows))
         paper = f"{paper_steps:.3g}" if paper_steps else "-"
         if not done:
@@ -153,7 +162,7 @@ def report(suite_name: str, root: Path, seeds: list[int], docs: Path) -> None:
             f"{', '.join(fmt_steps(r) for r in reached)} | {median_final:.1f} | "
             f"{', '.join(f'{f:.1f}' for f in finals)} | "
             f"{'yes' if median_final >= threshold else 'no'} ({len(done)} seed"
-            f"{'s' if len(done) != 1 else ''}) | {', '.join(fmt_steps(r) for r in ran)} | "
+            f"{'s' if len(done) != 1 else ''}) | {', '.join(ran)} | "
             f"{', '.join(map(str, sorted(ranks)))} |")
         plot(suite, task, stem, threshold, [run_dir(root, stem, s) for s in done], docs)
     lines += ["", f"Learning curves (population mean ± std, noise-free evaluation points, "

@@ -201,3 +201,6 @@ def test_paper_table_counts_steps_to_the_ten_episode_checks_when_a_run_made_them
     older = [{k: v for k, v in r.items() if k != "TargetEvalMean"} for r in rows]
     assert table.steps_to_threshold(older, 500) == 10
     assert table.steps_to_threshold(rows, 600) is None
+    assert table.finished(rows, budget=30, threshold=500)          # reached its budget
+    assert table.finished(rows, budget=1e6, threshold=500)         # its last check passed
+    assert not table.finished(rows[:2], budget=1e6, threshold=500)  # stopped before its end
