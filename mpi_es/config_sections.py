@@ -38,6 +38,12 @@ NonNegativeFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
+    def _changed(self, key: str) -> bool:
+        """Did the config give this key a value other than its default? (A resolved config
+        holds every key at its default: keys that mean nothing are refused only when changed.)"""
+        return key in self.model_fields_set and \
+            getattr(self, key) != type(self).model_fields[key].default
+
 
 class StopConfig(_Section):
     """The first limit reached ends the run; null disables a limit."""
@@ -61,9 +67,7 @@ class StopConfig(_Section):
     def _eval_keys(self) -> "StopConfig":
         if self.eval_return is None:
             for key in ("eval_episodes", "eval_every"):
-                # (a resolved config holds every key at its default: only a change is refused)
-                if key in self.model_fields_set and \
-                        getattr(self, key) != type(self).model_fields[key].default:
+                if self._changed(key):
                     raise _KeyedError(key, "means nothing without stop.eval_return; set it or "
                                       "remove this key")
         return self
@@ -111,9 +115,7 @@ class ModelConfig(_Section):
     def _network_keys(self) -> "ModelConfig":
         other = "cnn" if self.network == "mlp" else "mlp"
         for key in CNN_ONLY if self.network == "mlp" else MLP_ONLY:
-            # (a resolved config holds every key at its default: only a change is refused)
-            if key in self.model_fields_set and \
-                    getattr(self, key) != type(self).model_fields[key].default:
+            if self._changed(key):
                 raise _KeyedError(key, f"applies to network: {other} only (this model is "
                                   f"network: {self.network}); remove it")
         return self

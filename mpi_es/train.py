@@ -179,14 +179,16 @@ class Trainer:
         return self.watchdog.watching(what, limit, lambda what: self._frozen_peers(what, step))
 
     def _guard(self, what: str):
+        """One episode under the watchdog (episode_timeout_s), when there is one."""
         return nullcontext() if self.watchdog is None else self.watchdog.watching(what)
 
     def target_check(self) -> tuple[float, int, int] | None:
         """When stop.eval_return's check is due after this generation: the noise-free policy's
         mean return over stop.eval_episodes episodes shared by the ranks (what `evaluate
         --seed GENERATION --episodes N` of the checkpoint prints), with the episodes and steps
-        it took."""
+        it took. Kept as target_mean (None when no check was due)."""
         stop, state, world = self.cfg.stop, self.state, self.world
+        self.target_mean = None
         if stop.eval_return is None or state.generation == 0 or state.generation % stop.eval_every:
             return None
         where = f"the return check after generation {state.generation}"
@@ -198,8 +200,8 @@ class Trainer:
                                guard=lambda i: self._guard(f"episode {i} of {where}"))
         with self.exchange(where, episodes_behind=-(-stop.eval_episodes // world.size)):
             results = sorted(r for part in world.allgather(mine) for r in part)
-        returns = np.array([ret for _, ret, _ in results])
-        return float(returns.mean()), len(results), sum(length for *_, length in results)
+        self.target_mean = float(np.mean([ret for _, ret, _ in results]))
+        return self.target_mean, len(results), sum(length for *_, length in results)
 
     def target_reason(self) -> str | None:
         target = self.cfg.stop.eval_return
@@ -216,8 +218,7 @@ class Trainer:
     def run(self, stop: StopRequest) -> tuple[str, bool]:
         """Train until a stop condition or signal: (why it stopped, whether by a signal)."""
         # A resume right after a due check plays it again (deterministic; counted once).
-        check = self.target_check()
-        self.target_mean = check[0] if check else None
+        self.target_check()
         while True:
             # rank 0's clock decides stop.seconds, so rank 0 decides for everyone
             decision = stop_reason(self.cfg, self.state) or self.target_reason()
@@ -266,18 +267,14 @@ class Trainer:
             vector = (self.table.get(slot.noise_index, spec.num_params)
                       if slot.kind == slots.TRAIN else None)
             where = self._where(generation, index)
-
-            def guard(episode: int, where=where):
-                if self.watchdog is None:
-                    return nullcontext()
-                return self.watchdog.watching(f"episode {episode} of {where}")
-
             t_slot = time.perf_counter()
             try:
                 outcomes.append(run_slot(slot, self.setup.env, self.policy, theta, vector,
                                          noise_stdev=cfg.noise_stdev,
                                          ac_noise_std=cfg.model.ac_noise_std,
-                                         limit=self.setup.limit, guard=guard))
+                                         limit=self.setup.limit,
+                                         guard=lambda k, where=where:
+                                         self._guard(f"episode {k} of {where}")))
             except Exception as exc:
                 raise SlotFailure(f"{where}: {type(exc).__name__}: {exc}") from exc
             self.last_slot_seconds.append(time.perf_counter() - t_slot)
@@ -312,7 +309,6 @@ class Trainer:
         state.episodes_so_far += data.episodes
         state.timesteps_so_far += data.timesteps
         check = self.target_check()
-        self.target_mean = None if check is None else check[0]
         if check is not None:
             state.episodes_so_far += check[1]
             state.timesteps_so_far += check[2]
