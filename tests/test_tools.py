@@ -189,11 +189,16 @@ def test_plot_band_stays_inside_the_observed_returns():
     assert low.tolist() == [-5.0, 9.5, 2.0] and high.tolist() == [20.0, 10.5, 4.0]
 
 
-def test_paper_table_counts_steps_to_the_ten_episode_checks_when_a_run_made_them():
+def load_paper_table():
     spec = importlib.util.spec_from_file_location("paper_table",
                                                   REPO / "benchmarks" / "paper_table.py")
     table = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(table)
+    return table
+
+
+def test_paper_table_counts_steps_to_the_ten_episode_checks_when_a_run_made_them():
+    table = load_paper_table()
     rows = [{"EvalGenRewardMean": "500", "TargetEvalMean": "", "TimestepsSoFar": "10"},
             {"EvalGenRewardMean": "nan", "TargetEvalMean": "450", "TimestepsSoFar": "20"},
             {"EvalGenRewardMean": "300", "TargetEvalMean": "510", "TimestepsSoFar": "30"}]
@@ -204,3 +209,24 @@ def test_paper_table_counts_steps_to_the_ten_episode_checks_when_a_run_made_them
     assert table.finished(rows, budget=30, threshold=500)          # reached its budget
     assert table.finished(rows, budget=1e6, threshold=500)         # its last check passed
     assert not table.finished(rows[:2], budget=1e6, threshold=500)  # stopped before its end
+
+
+def test_every_shipped_job_config_is_valid():
+    from mpi_es import config
+    jobs = sorted((REPO / "jobs").rglob("*.yaml"))
+    assert len(jobs) >= 20
+    for job in jobs:
+        config.load(job)           # raises ConfigError naming the file and the key
+
+
+def test_paper_suites_stop_at_the_thresholds_their_tables_report():
+    """A job that stops at stop.eval_return must stop at the threshold the table measures against,
+    and carry the budget the table reports."""
+    from mpi_es import config
+    table = load_paper_table()
+    for suite in table.SUITES.values():
+        for stem, threshold, _ in suite["tasks"].values():
+            cfg = config.load(REPO / suite["jobs"] / f"{stem}.yaml")
+            assert cfg.stop.timesteps == table.budget(suite, stem)
+            if cfg.stop.eval_return is not None:
+                assert cfg.stop.eval_return == threshold, (suite["jobs"], stem)
