@@ -182,11 +182,11 @@ class Trainer:
         """One episode under the watchdog (episode_timeout_s), when there is one."""
         return nullcontext() if self.watchdog is None else self.watchdog.watching(what)
 
-    def target_check(self) -> tuple[float, int, int] | None:
+    def target_check(self) -> tuple[int, int] | None:
         """When stop.eval_return's check is due after this generation: the noise-free policy's
         mean return over stop.eval_episodes episodes shared by the ranks (what `evaluate
-        --seed GENERATION --episodes N` of the checkpoint prints), with the episodes and steps
-        it took. Kept as target_mean (None when no check was due)."""
+        --seed GENERATION --episodes N` of the checkpoint prints), kept as target_mean (None
+        when no check was due). Returns the episodes and steps the check took."""
         stop, state, world = self.cfg.stop, self.state, self.world
         self.target_mean = None
         if stop.eval_return is None or state.generation == 0 or state.generation % stop.eval_every:
@@ -201,7 +201,7 @@ class Trainer:
         with self.exchange(where, episodes_behind=-(-stop.eval_episodes // world.size)):
             results = sorted(r for part in world.allgather(mine) for r in part)
         self.target_mean = float(np.mean([ret for _, ret, _ in results]))
-        return self.target_mean, len(results), sum(length for *_, length in results)
+        return len(results), sum(length for *_, length in results)
 
     def target_reason(self) -> str | None:
         target = self.cfg.stop.eval_return
@@ -308,10 +308,10 @@ class Trainer:
         state.generation += 1
         state.episodes_so_far += data.episodes
         state.timesteps_so_far += data.timesteps
-        check = self.target_check()
+        check = self.target_check()          # (episodes, steps) when a check was due
         if check is not None:
-            state.episodes_so_far += check[1]
-            state.timesteps_so_far += check[2]
+            state.episodes_so_far += check[0]
+            state.timesteps_so_far += check[1]
         full_optimizer = gather_optimizer(world, state.optimizer, blocks, cfg.model.nn_optimizer,
                                           cfg.model.nn_optimizer_args)
         elapsed_this_gen = time.perf_counter() - timing["start"]
@@ -326,8 +326,8 @@ class Trainer:
                              theta_norm=float(np.linalg.norm(state.theta)))
         row.update(extras)
         if check is not None:
-            row.update(TargetEvalMean=check[0], EpisodesThisGen=data.episodes + check[1],
-                       TimestepsThisGen=data.timesteps + check[2])
+            row.update(TargetEvalMean=self.target_mean, EpisodesThisGen=data.episodes + check[0],
+                       TimestepsThisGen=data.timesteps + check[1])
         self.last_row = row
         self.outputs.generation_done(dataclasses.replace(state, optimizer=full_optimizer), row)
 
