@@ -55,16 +55,23 @@ def run_dir(root: Path, stem: str, seed: int) -> Path:
 
 
 def train(suite: dict, stem: str, seed: int, root: Path, ranks: int) -> None:
-    out = run_dir(root, stem, seed)
+    train_config(f"{suite['jobs']}/{stem}.yaml", run_dir(root, stem, seed), ranks,
+                 [f"seed={seed}"])
+
+
+def train_config(config: str, out: Path, ranks: int, sets: list[str]) -> None:
+    """Train (or resume) CONFIG into OUT under `mpiexec -n RANKS`, its output in OUT's sibling
+    OUT.out; raise SystemExit naming that file when the run fails."""
     mpiexec = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    cmd = [mpiexec, "-n", str(ranks), sys.executable, "-m", "mpi_es",
-           f"{suite['jobs']}/{stem}.yaml", "--set", f"seed={seed}", "--out-dir", str(out)]
+    cmd = [mpiexec, "-n", str(ranks), sys.executable, "-m", "mpi_es", config, "--out-dir", str(out)]
+    for item in sets:
+        cmd += ["--set", item]
     print("+", " ".join(cmd), flush=True)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / f"seed{seed}.out", "a") as log:
+    with open(out.parent / f"{out.name}.out", "a") as log:
         status = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
     if status != 0:
-        raise SystemExit(f"training {stem} seed {seed} failed with exit {status}; see {log.name}")
+        raise SystemExit(f"training {config} into {out} failed with exit {status}; see {log.name}")
 
 
 def evaluate(stem: str, seed: int, root: Path) -> dict:
