@@ -19,7 +19,7 @@ from paper_table import REPO, finished, read_log, train_config
 
 BASE_CONFIG = "jobs/ant_laptop.yaml"
 TARGET = 3000.0
-BUDGET = 25_000_000
+BUDGET = 12_000_000
 # Adam's step size grows with the population (the gradient estimate's noise falls as
 # 1/sqrt(population)); checks every ~0.8-1.3M timesteps, ~2 evaluation episodes a generation.
 CANDIDATES = {

@@ -1,4 +1,6 @@
-"""Command line: `python -m mpi_es [train] CONFIG.yaml [options]` and the other subcommands."""
+"""Command line: `python -m mpi_es [train] CONFIG.yaml [options]` and the other subcommands.
+
+It parses and dispatches; the run lifecycle is training.run, the tools are in commands/."""
 from __future__ import annotations
 
 import os
@@ -9,29 +11,16 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
-from typing import Callable, TypeVar  # noqa: E402
 
-from .config import ConfigError  # noqa: E402
-from .signals import StopRequest  # noqa: E402
-
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_STOPPED = 75
+from .distributed.agreement import UsageExit, agreed  # noqa: E402
+from .distributed.signals import StopRequest  # noqa: E402
+from .errors import EXIT_OK, EXIT_USAGE, ConfigError  # noqa: E402
 
 # The train command's stop request: installed before MPI starts, so a signal at any moment of a
 # job's life ends in a clean stop.
 STOP = StopRequest(verbose=False)
 
 SUBCOMMANDS = ("train", "check", "info", "bench", "evaluate", "plot", "export")
-T = TypeVar("T")
-
-
-class UsageExit(Exception):
-    """Leave with a status after the message was printed (once, by rank 0)."""
-
-    def __init__(self, status: int):
-        super().__init__(status)
-        self.status = status
 
 
 class _Parser(argparse.ArgumentParser):
@@ -97,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--width", type=int, default=480)
     evaluate.add_argument("--height", type=int, default=360)
     evaluate.add_argument("--allow-import", action="append", default=[], metavar="MODULE",
-                          help="let a checkpoint's `module:Id` env import MODULE (repeatable)")
+                          help="let a checkpoint's `module:Id` env, or its `module:Name` network "
+                               "or algorithm, import MODULE (repeatable)")
     plot = sub.add_parser("plot", help="learning curves from the log.csv of runs")
     plot.add_argument("runs", nargs="+", metavar="RUN_DIR")
     plot.add_argument("-o", "--output", default="curve.png", metavar="PNG")
@@ -110,9 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("file", metavar="SNAPSHOT.h5")
     export.add_argument("-o", "--output", required=True, metavar="MODEL.keras")
     export.add_argument("--allow-import", action="append", default=[], metavar="MODULE",
-                        help="let a checkpoint's `module:Id` env import MODULE (repeatable)")
+                        help="let a checkpoint's `module:Id` env, or its `module:Name` network "
+                        "or algorithm, import MODULE (repeatable)")
     info = sub.add_parser("info", help="show what a checkpoint or snapshot holds")
     info.add_argument("file", metavar="FILE.h5|RUN_DIR")
+    info.add_argument("--allow-import", action="append", default=[], metavar="MODULE",
+                      help="let a checkpoint's `module:Name` algorithm import MODULE (repeatable)")
     return parser
 
 
@@ -123,91 +116,20 @@ def normalize_argv(argv: list[str]) -> list[str]:
     return argv
 
 
-def agreed(world, step: Callable[[], T]) -> T:
-    """Run a check on every rank; if any rank fails, rank 0 prints it once and all leave with 2."""
-    from .envs import EnvError
-    result, error = None, None
-    try:
-        result = step()
-    except (ConfigError, EnvError) as exc:
-        error = str(exc)
-    first = world.first_error(error)
-    if first is not None:
-        rank, message = first
-        if world.is_root:
-            where = f" (on rank {rank})" if rank and world.size > 1 else ""
-            print(f"error{where}: {message}", file=sys.stderr, flush=True)
-        raise UsageExit(EXIT_USAGE)
-    return result
-
-
 def load_and_prepare(args, world):
-    """The config of CONFIG.yaml with --set/--out-dir, and the env checked against it."""
-    from . import config
-    from .envs import show_mujoco_warnings
-    from .train import prepare
-    show_mujoco_warnings(world.is_root)
-    cfg = agreed(world, lambda: config.load(args.config, args.overrides, args.out_dir))
-    return cfg, agreed(world, lambda: prepare(cfg))
+    from .training.run import load_and_prepare as prepare
+    return prepare(world, args.config, args.overrides, args.out_dir)
 
 
 def cmd_train(args, world) -> int:
-    from . import runlock
-    from .resume import checkpoint_to_resume, load_for_resume
-    from .train import run_training
+    from .training import run
     cfg, setup = load_and_prepare(args, world)
-
-    def starting_state():
-        if not world.is_root:
-            return None
-        path = checkpoint_to_resume(cfg, args.resume)
-        if path is None:
-            return None
-        state, warnings = load_for_resume(path, cfg, setup.spec.num_params)
-        for line in warnings:
-            print(line, file=sys.stderr, flush=True)
-        print(f"resuming from {path} at generation {state.generation} "
-              f"({state.timesteps_so_far} timesteps so far)", flush=True)
-        return state
-
-    # Before anything in out_dir is read for a resume, cleaned up or written: one job per run
-    # directory. Rank 0 holds the lock until the process ends.
-    lock = agreed(world, lambda: runlock.acquire(cfg.out_dir) if world.is_root else None)
-    try:
-        resumed = agreed(world, starting_state)
-        if world.bcast(finished_already(cfg, resumed) if world.is_root else None):
-            return EXIT_OK
-        if world.any_true(STOP.requested) and resumed is None:
-            if world.is_root:
-                print("stopped: a signal arrived before training started; nothing to resume "
-                      "yet (run the same command again to start)", flush=True)
-            return EXIT_STOPPED
-        try:
-            signalled = run_training(cfg, world, setup, resumed, STOP)
-        except ConfigError as exc:     # raised on every rank alike (start-up consistency check)
-            if world.is_root:
-                print(f"error: {exc}", file=sys.stderr, flush=True)
-            return EXIT_USAGE
-        return EXIT_STOPPED if signalled else EXIT_OK
-    finally:
-        if lock is not None:
-            lock.release()
-
-
-def finished_already(cfg, resumed) -> bool:
-    """A run resumed at or past its stop limit says so before building any noise table."""
-    from .train import stop_reason
-    reason = stop_reason(cfg, resumed) if resumed is not None else None
-    if reason:
-        print(f"done: {reason} already ({resumed.generation} generations, "
-              f"{resumed.timesteps_so_far} timesteps); raise the limit with --set to train "
-              f"on, e.g. --set stop.generations={resumed.generation * 2}", flush=True)
-    return reason is not None
+    return run.run(cfg, world, setup, resume=args.resume, stop=STOP)
 
 
 def cmd_check(args, world) -> int:
-    from .check import describe, out_dir_problem
-    from .resume import checkpoint_to_resume, load_for_resume
+    from .commands.check import describe, out_dir_problem
+    from .rundir.resume import checkpoint_to_resume, load_for_resume
     cfg, setup = load_and_prepare(args, world)
 
     def resume_compatible():
@@ -228,7 +150,7 @@ def cmd_check(args, world) -> int:
 
 
 def cmd_bench(args, world) -> int:
-    from . import bench
+    from .commands import bench
 
     def generations_ok():
         if args.generations < 1:
@@ -243,7 +165,7 @@ def cmd_bench(args, world) -> int:
 
 
 def cmd_evaluate(args, world) -> int:
-    from . import evaluate, video
+    from .commands import evaluate, video
     args.file = checkpoint_path(args.file)
 
     def checked():
@@ -262,7 +184,7 @@ def cmd_evaluate(args, world) -> int:
 
 
 def cmd_plot(args, world) -> int:
-    from .plot import plot
+    from .commands.plot import plot
     out = agreed(world, lambda: plot(args.runs, args.output, args.x, args.title, args.hline)
                  if world.is_root else None)
     if world.is_root:
@@ -271,7 +193,7 @@ def cmd_plot(args, world) -> int:
 
 
 def cmd_export(args, world) -> int:
-    from . import evaluate, export
+    from .commands import evaluate, export
 
     def saved():
         if not world.is_root:
@@ -297,8 +219,9 @@ def checkpoint_path(path: str) -> str:
 
 
 def cmd_info(args, world) -> int:
-    from .info import describe
-    print(agreed(world, lambda: describe(checkpoint_path(args.file)) if world.is_root else ""))
+    from .commands.info import describe
+    print(agreed(world, lambda: describe(checkpoint_path(args.file), args.allow_import)
+                 if world.is_root else ""))
     return EXIT_OK
 
 
@@ -307,7 +230,7 @@ COMMANDS = {"train": cmd_train, "check": cmd_check, "info": cmd_info, "bench": c
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .parallel import World, install_abort_on_exception
+    from .distributed.world import World, install_abort_on_exception
     install_abort_on_exception()
     argv = normalize_argv(list(sys.argv[1:] if argv is None else argv))
     if argv and argv[0] == "train":

@@ -1,4 +1,9 @@
-"""The error a user can fix: a bad config, option or input file (exit status 2)."""
+"""The error a user can fix, and the exit statuses every command and launcher sees."""
+
+EXIT_OK = 0          # finished
+EXIT_FAILED = 1      # anything else (an exception on some rank ended the job)
+EXIT_USAGE = 2       # bad usage, config, option or input file; the message says which and why
+EXIT_STOPPED = 75    # stopped by a signal after saving a checkpoint: run the same command again
 
 
 class ConfigError(Exception):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 
-from .config import ConfigError
+from .errors import ConfigError
 
 
 def import_extra(module: str, extra: str):

@@ -61,9 +61,9 @@ def run_serial(*args: str, timeout: float = 120, env: dict | None = None):
 
 
 def write_config(path: Path, **overrides) -> Path:
-    """A tiny, fast config (ToyReach from tests_envs), updated with overrides (nested dicts)."""
+    """A tiny, fast config (ToyReach from toy_envs), updated with overrides (nested dicts)."""
     cfg = {
-        "env_id": "tests_envs:ToyReach-v0", "seed": 3, "out_dir": str(path.parent / "out"),
+        "env_id": "toy_envs:ToyReach-v0", "seed": 3, "out_dir": str(path.parent / "out"),
         "population_size": 20, "noise_stdev": 0.05, "snapshot_freq": 2,
         "calc_obstat_prob": 0.3, "eval_prob": 0.2,
         "stop": {"generations": 4}, "noise_table": {"seed": 5, "size": 200_000},

@@ -3,10 +3,11 @@ import numpy as np
 import pytest
 
 from conftest import write_config
-from mpi_es import config, noise
+from mpi_es import config
+from mpi_es.core import noise
 from mpi_es.algorithms import ars, openai_es
 from mpi_es.config import ConfigError
-from mpi_es.slots import GenerationData
+from mpi_es.core.slots import GenerationData
 
 
 def generation(returns, indices):
@@ -40,8 +41,8 @@ def test_update_matches_the_paper_and_is_the_same_in_blocks(version, b):
                                    **({"top_directions": b} if version.endswith("_t") else {}),
                                    "step_size": 0.02}})
     data = generation(returns, indices)
-    whole, extras = ars.update_block(cfg, returns, data, theta,
-                                     lambda i: table[i:i + dim], None)
+    whole, extras = ars.ARS(cfg).update_block(returns, data, theta,
+                                              lambda i: table[i:i + dim], None)
     expected = reference_step(theta.astype(np.float64), returns,
                               [table[i:i + dim] for i in indices], 0.02, b)
     np.testing.assert_allclose(whole, expected, rtol=1e-5, atol=1e-6)
@@ -49,10 +50,10 @@ def test_update_matches_the_paper_and_is_the_same_in_blocks(version, b):
         np.std(returns[np.argsort(-returns.max(axis=1), kind="stable")[:b]]))
     # any split into blocks gives the very same floats
     for cut in (1, 10, 36):
-        lo_part, _ = ars.update_block(cfg, returns, data, theta[:cut],
-                                      lambda i: table[i:i + cut], None)
-        hi_part, _ = ars.update_block(cfg, returns, data, theta[cut:],
-                                      lambda i: table[i + cut:i + dim], None)
+        lo_part, _ = ars.ARS(cfg).update_block(returns, data, theta[:cut],
+                                               lambda i: table[i:i + cut], None)
+        hi_part, _ = ars.ARS(cfg).update_block(returns, data, theta[cut:],
+                                               lambda i: table[i + cut:i + dim], None)
         np.testing.assert_array_equal(np.concatenate([lo_part, hi_part]), whole)
 
 
@@ -66,8 +67,8 @@ def test_equal_returns_make_no_step():
     cfg = config.validate({"env_id": "Hopper-v5", "algorithm": "ars"})
     theta = np.ones(4, np.float32)
     returns = np.full((8, 2), 3.0)
-    new, extras = ars.update_block(cfg, returns, generation(returns, np.arange(8)), theta,
-                                   lambda i: np.ones(4, np.float32), None)
+    new, extras = ars.ARS(cfg).update_block(returns, generation(returns, np.arange(8)),
+                                            theta, lambda i: np.ones(4, np.float32), None)
     np.testing.assert_array_equal(new, theta) and extras["ReturnStdUsed"] == 0
 
 
@@ -98,14 +99,14 @@ def test_ars_config_derives_the_shared_keys_and_refuses_meaningless_ones():
 
 def test_openai_es_module_is_the_old_update():
     cfg = config.validate({"env_id": "Hopper-v5"})
-    assert openai_es.initial_optimizer(cfg, 5).stepsize == 0.01
+    assert openai_es.OpenAIES(cfg).optimizer.stepsize == 0.01
 
 
 @pytest.mark.mpi
 @pytest.mark.parametrize("version", ["v2_t", "v1"])
 def test_ars_runs_are_bit_identical_for_1_2_3_ranks_and_resume_exactly(tmp_path, version):
     from test_mpi import assert_same_for_any_rank_count_and_resume
-    from mpi_es import runlog
+    from mpi_es.rundir import runlog
     cfg = write_config(tmp_path / "c.yaml", algorithm="ars", population_size=None,
                        noise_stdev=None, calc_obstat_prob=None, reward_shift=0.5,
                        env_id="InvertedPendulum-v5",

@@ -44,7 +44,7 @@ def test_preprocessing_is_the_papers():
 
 def test_reference_batch_comes_from_the_seed():
     from mpi_es.envs import atari, make_env
-    from mpi_es.slots import reference_generator
+    from mpi_es.core.slots import reference_generator
     env = make_env(PONG)
     one = atari.reference_batch(env, reference_generator(0), 3)
     same = atari.reference_batch(env, reference_generator(0), 3)
@@ -55,7 +55,7 @@ def test_reference_batch_comes_from_the_seed():
 
 
 def test_images_need_the_cnn_and_the_cnn_needs_images():
-    from mpi_es.train import prepare
+    from mpi_es.training.setup import prepare
     with pytest.raises(ConfigError, match="observes images .* set model.network: cnn"):
         prepare(config.validate({"env_id": PONG}))
     with pytest.raises(ConfigError, match="cnn needs image observations"):

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import run_mpi, write_config
-from mpi_es import es, noise, scaling
+from mpi_es.core import gradient, noise, obstat, optimizers, shaping
+from mpi_es.commands import scaling
+from mpi_es.algorithms import openai_es
 
 pytestmark = pytest.mark.mpi
 
@@ -58,7 +60,7 @@ def test_fast_gradient_matches_the_plain_sum():
     dim, n = 1234, 1100                           # more rows than one batch
     idx = rng.integers(0, table.size - dim, n)
     weights = rng.normal(size=n).astype(np.float32)
-    got = es.weighted_noise_sum(weights, idx, lambda i: table[i:i + dim], dim)
+    got = gradient.weighted_noise_sum(weights, idx, lambda i: table[i:i + dim], dim)
     expected = sum(np.float64(w) * table[i:i + dim].astype(np.float64) for w, i in zip(weights, idx))
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
 

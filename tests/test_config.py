@@ -4,7 +4,7 @@ import yaml
 from mpi_es import config
 from mpi_es.config import ConfigError
 from mpi_es.envs import EnvError
-from mpi_es.train import prepare
+from mpi_es.training.setup import prepare
 
 BASE = {"env_id": "Ant-v5"}
 
@@ -122,8 +122,8 @@ def test_env_checks_happen_before_training():
         prepare(config.validate({"env_id": "InvertedPendulum-v5",
                                  "noise_table": {"size": 100}}))
     with pytest.raises(ConfigError, match="'timestep_limit'"):
-        prepare(config.validate({"env_id": "tests_envs:ToyReachNoLimit-v0"}))
-    setup = prepare(config.validate({"env_id": "tests_envs:ToyReachNoLimit-v0",
+        prepare(config.validate({"env_id": "toy_envs:ToyReachNoLimit-v0"}))
+    setup = prepare(config.validate({"env_id": "toy_envs:ToyReachNoLimit-v0",
                                      "timestep_limit": 12}))
     assert setup.limit == 12
     assert prepare(config.validate({"env_id": "InvertedPendulum-v5",

@@ -9,7 +9,7 @@ from mpi_es.envs import EnvError, make_env, roboschool
 
 
 def test_module_prefix_imports_the_users_module():
-    env = make_env("tests_envs:ToyReach-v0")
+    env = make_env("toy_envs:ToyReach-v0")
     assert env.observation_space.shape == (6,)
 
 
@@ -23,10 +23,10 @@ def test_unknown_env_names_the_key_and_suggests():
 
 def test_discrete_actions_are_accepted_and_other_spaces_refused():
     assert make_env("CartPole-v1").action_space.n == 2
-    assert make_env("tests_envs:ToyChoices-v0").action_space.nvec.tolist() == [3, 3, 3]
+    assert make_env("toy_envs:ToyChoices-v0").action_space.nvec.tolist() == [3, 3, 3]
     with pytest.raises(EnvError, match="flat Box of continuous actions, a Discrete or a flat "
                                        "MultiDiscrete"):
-        make_env("tests_envs:ToyMatrixAction-v0")
+        make_env("toy_envs:ToyMatrixAction-v0")
 
 
 def test_roboschool_ids_without_the_extra_map_to_mujoco_twins():

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from conftest import run_mpi, run_serial, write_config
-from mpi_es import runlog
+from mpi_es.rundir import runlog
 
 pytestmark = pytest.mark.mpi
 CHECKS = {"eval_every": 3, "eval_episodes": 5}
@@ -39,7 +39,7 @@ def test_checks_run_every_eval_every_generations_and_count_their_steps(unreached
 
 def test_a_check_is_what_evaluate_prints_for_its_generation(unreached):
     proc = run_serial("evaluate", str(unreached / "snapshots" / "snapshot_00012.h5"), "--seed",
-                      "12", "--episodes", "5", "--json", "--allow-import", "tests_envs")
+                      "12", "--episodes", "5", "--json", "--allow-import", "toy_envs")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["return_mean"] == checks_of(unreached)[12]
 

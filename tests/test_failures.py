@@ -4,7 +4,7 @@ import time
 import pytest
 
 from conftest import run_mpi, start_mpi, wait_for_line, write_config
-from mpi_es import checkpoint, runlog
+from mpi_es.rundir import checkpoint, runlog
 
 pytestmark = pytest.mark.mpi
 
@@ -15,7 +15,7 @@ def faulty_run(tmp_path, n, mode, *, rank=1, after=20, extra=(), **cfg_overrides
     With 2-3 ranks a rank plays 6-10 episodes a generation, so after=20 faults in generation 3-4.
     """
     cfg_overrides = {"stop": {"generations": 10}, **cfg_overrides}
-    cfg = write_config(tmp_path / "c.yaml", env_id="tests_envs:Faulty-v0", eval_prob=0.0,
+    cfg = write_config(tmp_path / "c.yaml", env_id="toy_envs:Faulty-v0", eval_prob=0.0,
                        **cfg_overrides)
     out = tmp_path / "out"
     env = {"FAULTY_MODE": mode, "FAULTY_RANK": str(rank), "FAULTY_AFTER": str(after)}
@@ -41,7 +41,7 @@ def test_exception_in_a_rollout_ends_the_job(tmp_path, n, rank):
     assert proc.returncode == 1, err
     assert seconds < 30
     assert f"[rank {rank}] ValueError: Faulty-v0 step exploded" in err
-    assert f"[rank {rank}] mpi_es.train.SlotFailure: tests_envs:Faulty-v0, generation" in err
+    assert f"[rank {rank}] mpi_es.training.loop.SlotFailure: toy_envs:Faulty-v0, generation" in err
     assert f"rank {rank}: ValueError" in err
     # the traceback is printed once, by the failing rank only
     assert err.count(f"[rank {rank}] Traceback (most recent call last)") == 2  # cause + wrapper
@@ -78,7 +78,7 @@ def test_stuck_episode_hits_episode_timeout(tmp_path):
     assert proc.returncode == 1, err
     assert "[rank 1] error: episode" in err, err
     assert "ran longer than episode_timeout_s=5.0" in err, err
-    assert "tests_envs:Faulty-v0, generation" in err and ", slot " in err, err
+    assert "toy_envs:Faulty-v0, generation" in err and ", slot " in err, err
     assert seconds < 30, err
     assert_last_good_checkpoint(out)
 
@@ -90,7 +90,7 @@ def test_non_finite_theta_stops_before_anything_is_written(tmp_path):
         learning_rate=1.0)
     err = proc.stderr_text
     assert proc.returncode == 1 and seconds < 30, err
-    assert "[rank 0] mpi_es.train.NonFiniteState: generation 1: theta became non-finite" in err
+    assert "[rank 0] mpi_es.training.loop.NonFiniteState: generation 1: theta became non-finite" in err
     assert checkpoint.load(out / "checkpoint.h5").state.generation == 0
     assert runlog.read(out / "log.csv") == []
 

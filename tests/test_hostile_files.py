@@ -138,7 +138,7 @@ def test_evaluate_does_not_import_a_module_named_only_in_the_file(tmp_path, good
     bad = tmp_path / "bad.h5"
     bad.write_bytes((out / "checkpoint.h5").read_bytes())
     with h5py.File(bad, "r+") as f:
-        f.attrs["config"] = f.attrs["config"].replace("tests_envs:ToyReach-v0",
+        f.attrs["config"] = f.attrs["config"].replace("toy_envs:ToyReach-v0",
                                                       "evil:ToyReach-v0")
     proc = subprocess.run([sys.executable, "-m", "mpi_es", "evaluate", str(bad)],
                           capture_output=True, text=True, env=run_env(), cwd=tmp_path,
@@ -146,7 +146,7 @@ def test_evaluate_does_not_import_a_module_named_only_in_the_file(tmp_path, good
     assert proc.returncode == 2 and "--allow-import evil" in proc.stderr
     assert not (tmp_path / "PWNED").exists()
     trusted = run_serial("evaluate", str(out / "checkpoint.h5"), "--episodes", "1",
-                         "--allow-import", "tests_envs")
+                         "--allow-import", "toy_envs")
     assert trusted.returncode == 0, trusted.stderr
 
 

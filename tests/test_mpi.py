@@ -1,13 +1,15 @@
 """End-to-end runs under real mpiexec (1, 2 and 3 ranks; 3 oversubscribes this 2-core machine)."""
 import hashlib
+from pathlib import Path
 import json
 
 import h5py
 import numpy as np
 import pytest
 
-from conftest import run_mpi, write_config
-from mpi_es import noise, runlog
+from conftest import REPO, run_mpi, write_config
+from mpi_es.core import noise
+from mpi_es.rundir import runlog
 
 pytestmark = pytest.mark.mpi
 
@@ -82,7 +84,7 @@ def test_run_directory_layout(tmp_path):
         assert set(f["optimizer"]) == {"m", "v"} and f["optimizer"].attrs["t"] == 5
         attrs = dict(f.attrs)
         assert attrs["generation"] == 5 and attrs["format_version"] == 1
-        assert attrs["env_id"] == "tests_envs:ToyReach-v0" and attrs["config"] == resolved
+        assert attrs["env_id"] == "toy_envs:ToyReach-v0" and attrs["config"] == resolved
         assert attrs["episodes_so_far"] >= 100 and attrs["timesteps_so_far"] > 0
         for key in ("mpi_es_version", "numpy_version", "gymnasium_version", "mujoco_version"):
             assert attrs[key]
@@ -148,19 +150,20 @@ def test_reward_shift_changes_the_ranking_not_the_logged_returns(tmp_path):
     assert not np.array_equal(plain_theta, shifted_theta)
 
 
-def assert_same_for_any_rank_count_and_resume(tmp_path, cfg, stop_at: int = 2) -> dict:
+def assert_same_for_any_rank_count_and_resume(tmp_path, cfg, stop_at: int = 2,
+                                              cwd: Path = REPO) -> dict:
     """Runs cfg on 1, 2 and 3 ranks, and stopped at stop_at on 3 then resumed on 2: every final
     state must be bit-identical. Returns it."""
     states = []
     for n in (1, 2, 3):
         out = tmp_path / f"n{n}"
-        proc = run_mpi(n, str(cfg), "--out-dir", str(out))
+        proc = run_mpi(n, str(cfg), "--out-dir", str(out), cwd=cwd)
         assert proc.returncode == 0, proc.stderr
         states.append(final_state(out))
     stopped = tmp_path / "stopped"
     assert run_mpi(3, str(cfg), "--out-dir", str(stopped),
-                   "--set", f"stop.generations={stop_at}").returncode == 0
-    assert run_mpi(2, str(cfg), "--out-dir", str(stopped)).returncode == 0
+                   "--set", f"stop.generations={stop_at}", cwd=cwd).returncode == 0
+    assert run_mpi(2, str(cfg), "--out-dir", str(stopped), cwd=cwd).returncode == 0
     states.append(final_state(stopped))
     for other in states[1:]:
         assert other.keys() == states[0].keys()
@@ -169,7 +172,7 @@ def assert_same_for_any_rank_count_and_resume(tmp_path, cfg, stop_at: int = 2) -
     return states[0]
 
 
-@pytest.mark.parametrize("env_id", ["CartPole-v1", "tests_envs:ToyChoices-v0"])
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "toy_envs:ToyChoices-v0"])
 def test_discrete_actions_are_bit_identical_for_1_2_and_3_ranks_and_resume(tmp_path, env_id):
     cfg = write_config(tmp_path / "c.yaml", env_id=env_id, stop={"generations": 4},
                        model={"hidden_dims": [8], "ac_noise_std": 0,

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from conftest import run_mpi
-from mpi_es import noise
+from mpi_es.core import noise
 from test_reference import DIGESTS, REFERENCE, digests
 
 pytestmark = pytest.mark.mpi

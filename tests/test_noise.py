@@ -1,6 +1,6 @@
 import numpy as np
 
-from mpi_es import noise
+from mpi_es.core import noise
 
 
 def test_any_partition_of_chunks_gives_the_serial_table(monkeypatch):

@@ -1,14 +1,14 @@
 import numpy as np
 import pytest
 
-from mpi_es.policies.mlp import NONLINEARITIES, Policy, PolicySpec, normc
+from mpi_es.policies.mlp import NONLINEARITIES, MlpPolicy, MlpSpec, normc
 
 
 def spec(**kw):
     base = dict(ob_dim=5, ac_low=np.array([-1.0, -2.0]), ac_high=np.array([1.0, 2.0]),
                 hidden_dims=(8, 6), nonlin="tanh")
     base.update(kw)
-    return PolicySpec(**base)
+    return MlpSpec(**base)
 
 
 def test_normc_columns_have_the_requested_norm():
@@ -46,12 +46,12 @@ def test_nonlinearities():
     np.testing.assert_allclose(NONLINEARITIES["tanh"](x.copy()), np.tanh(x))
 
 
-def identity_policy(**kw) -> Policy:
+def identity_policy(**kw) -> MlpPolicy:
     """A linear policy (no hidden layer) whose weights are the identity."""
-    s = PolicySpec(ob_dim=2, ac_low=np.array([-10.0, -10.0]), ac_high=np.array([10.0, 10.0]),
+    s = MlpSpec(ob_dim=2, ac_low=np.array([-10.0, -10.0]), ac_high=np.array([10.0, 10.0]),
                    hidden_dims=(), **kw)
     theta = np.concatenate([np.eye(2, dtype=np.float32).ravel(), np.zeros(2, np.float32)])
-    return Policy(s, theta)
+    return MlpPolicy(s, theta)
 
 
 def test_observation_normalization_clips_to_five():
@@ -64,7 +64,7 @@ def test_observation_normalization_clips_to_five():
 
 
 def test_discretized_actions_map_argmax_onto_bounds():
-    s = PolicySpec(ob_dim=3, ac_low=np.array([-1.0, 0.0]), ac_high=np.array([1.0, 4.0]),
+    s = MlpSpec(ob_dim=3, ac_low=np.array([-1.0, 0.0]), ac_high=np.array([1.0, 4.0]),
                    hidden_dims=(4,), ac_bins=5)
     assert s.layer_shapes[-1] == (4, 10)
     scores = np.zeros(10)
@@ -75,19 +75,19 @@ def test_discretized_actions_map_argmax_onto_bounds():
     scores[2] = 1.0          # middle bin -> midpoint
     scores[5 + 1] = 1.0      # bin 1 of 5 over [0, 4] -> 1
     np.testing.assert_allclose(s.discrete_action(scores), [0.0, 1.0])
-    p = Policy(s, s.init_theta(np.random.default_rng(0)))
+    p = MlpPolicy(s, s.init_theta(np.random.default_rng(0)))
     action = p.act(np.ones(3))
     assert round(float(action[0]), 6) in {-1.0, -0.5, 0.0, 0.5, 1.0}
     assert round(float(action[1]), 6) in {0.0, 1.0, 2.0, 3.0, 4.0}
 
 
 def test_discrete_and_multidiscrete_heads_take_the_argmax_per_dimension():
-    one = PolicySpec(ob_dim=4, ac_low=np.array([0.0]), ac_high=np.array([1.0]), hidden_dims=(),
+    one = MlpSpec(ob_dim=4, ac_low=np.array([0.0]), ac_high=np.array([1.0]), hidden_dims=(),
                      ac_choices=(2,), scalar_action=True)
     assert one.layer_shapes == [(4, 2)] and one.num_params == 10
     assert one.choice_action(np.array([0.1, 0.7], np.float32)) == 1
     assert isinstance(one.choice_action(np.array([0.9, 0.7], np.float32)), int)
-    multi = PolicySpec(ob_dim=4, ac_low=np.array([-1.0, 5.0]), ac_high=np.array([1.0, 8.0]),
+    multi = MlpSpec(ob_dim=4, ac_low=np.array([-1.0, 5.0]), ac_high=np.array([1.0, 8.0]),
                        hidden_dims=(3,), ac_choices=(3, 4))
     assert multi.layer_shapes == [(4, 3), (3, 7)]
     action = multi.choice_action(np.array([0, 2, 1, 0, 0, 9, 0], np.float32))
@@ -98,13 +98,13 @@ def test_discrete_envs_refuse_action_noise_and_bins():
     import gymnasium as gym
     from mpi_es import config
     from mpi_es.config import ConfigError
-    from mpi_es.policies import policy_spec
+    from mpi_es.policies.mlp import Mlp
     env = gym.make("CartPole-v1")
     with pytest.raises(ConfigError, match="'model.ac_noise_std'.*set model.ac_noise_std: 0"):
-        policy_spec(config.validate({"env_id": "CartPole-v1"}), env)
+        Mlp.spec(config.validate({"env_id": "CartPole-v1"}), env)
     with pytest.raises(ConfigError, match="'optimizations.discretize_actions'"):
-        policy_spec(config.validate({"env_id": "CartPole-v1", "model": {"ac_noise_std": 0},
+        Mlp.spec(config.validate({"env_id": "CartPole-v1", "model": {"ac_noise_std": 0},
                                      "optimizations": {"discretize_actions": True}}), env)
-    spec = policy_spec(config.validate({"env_id": "CartPole-v1", "model": {"ac_noise_std": 0,
+    spec = Mlp.spec(config.validate({"env_id": "CartPole-v1", "model": {"ac_noise_std": 0,
                                         "hidden_dims": [8]}}), env)
     assert spec.ac_choices == (2,) and spec.layer_shapes == [(4, 8), (8, 2)]

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import kill_job, run_mpi, start_mpi, wait_for_line, write_config
-from mpi_es import checkpoint, config, runlog
+from mpi_es.rundir import checkpoint, runlog
+from mpi_es import config
 from mpi_es.config import ConfigError
-from mpi_es.resume import config_differences, load_for_resume
+from mpi_es.rundir.resume import config_differences, load_for_resume
 
 pytestmark = pytest.mark.mpi
 TIMING = runlog.TIMING_COLUMNS | {"UniqueWorkers"}
@@ -232,7 +233,7 @@ def test_bad_checkpoint_through_the_cli(tmp_path, straight):
     assert proc.returncode == 2 and proc.stderr.count("not a readable HDF5 checkpoint") == 1
     assert "Traceback" not in proc.stderr
     other_env = run_mpi(1, str(cfg), "--out-dir", str(reference),
-                        "--set", "env_id=tests_envs:ToyReachNoLimit-v0", "--set", "timestep_limit=30")
+                        "--set", "env_id=toy_envs:ToyReachNoLimit-v0", "--set", "timestep_limit=30")
     assert other_env.returncode == 2 and "env_id: checkpoint has" in other_env.stderr
 
 
@@ -251,7 +252,7 @@ def test_info_prints_what_the_checkpoint_holds(straight):
     _, reference = straight
     proc = run_mpi(1, "info", str(reference / "checkpoint.h5"))
     assert proc.returncode == 0, proc.stderr
-    for text in ("generation:        6", "env_id:            tests_envs:ToyReach-v0",
+    for text in ("generation:        6", "env_id:            toy_envs:ToyReach-v0",
                  "parameters:        ", "timesteps_so_far:", "episodes_so_far:",
                  "numpy_version:", "mujoco_version:", "population_size: 20"):
         assert text in proc.stdout

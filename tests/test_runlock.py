@@ -4,7 +4,7 @@ import time
 import pytest
 
 from conftest import run_mpi, run_serial, start_mpi, wait_for_line, write_config
-from mpi_es import checkpoint, runlock, runlog
+from mpi_es.rundir import checkpoint, runlock, runlog
 
 pytestmark = pytest.mark.mpi
 

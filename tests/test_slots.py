@@ -2,7 +2,7 @@ import random
 
 import numpy as np
 
-from mpi_es import slots
+from mpi_es.core import slots
 
 KW = dict(seed=7, train_slots=10, episodes_per_slot=2, noise_size=10_000, num_params=100,
           obstat_prob=0.5, action_noise=True)

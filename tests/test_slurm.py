@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, process_environ, run_env, run_mpi, write_config
-from mpi_es import checkpoint, runlog
+from mpi_es.rundir import checkpoint, runlog
 
 
 def _cluster_up() -> bool:
@@ -280,7 +280,7 @@ def test_a_lost_node_requeues_and_the_resume_is_exact(tmp_path):
 
 
 def test_restarts_are_bounded(tmp_path):
-    cfg = write_config(tmp_path / "c.yaml", env_id="tests_envs:Faulty-v0",
+    cfg = write_config(tmp_path / "c.yaml", env_id="toy_envs:Faulty-v0",
                        stop={"generations": 3})
     output = tmp_path / "job.out"
     job = sbatch(f"--output={output}", "jobs/train.sbatch", str(cfg), "--out-dir",

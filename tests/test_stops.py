@@ -9,7 +9,7 @@ import pytest
 
 from conftest import (descendants, process_environ, run_mpi, start_mpi, wait_for_line,
                       write_config)
-from mpi_es import checkpoint, runlog
+from mpi_es.rundir import checkpoint, runlog
 
 pytestmark = pytest.mark.mpi
 
@@ -20,7 +20,7 @@ def test_a_signal_during_start_up_exits_75(tmp_path, sig):
     # (a slow env and many generations: still running when the signal comes, however fast
     # this machine builds the table)
     cfg = write_config(tmp_path / "c.yaml", noise_table={"size": 100_000_000},
-                       env_id="tests_envs:SlowReach-v0", stop={"generations": 1000})
+                       env_id="toy_envs:SlowReach-v0", stop={"generations": 1000})
     out = tmp_path / "run"
     proc = start_mpi(2, str(cfg), "--out-dir", str(out))
     time.sleep(0.6)                  # imports, MPI start-up or the table build
@@ -89,7 +89,7 @@ def test_read_only_out_dir_is_a_one_line_error(tmp_path):
 def slow_job(tmp_path, ranks: int, **overrides):
     """A SlowReach job (every episode sleeps through its steps) that has logged generation 2:
     (the mpiexec process, OUT_DIR). Killed on the way out if still running."""
-    cfg = write_config(tmp_path / "c.yaml", env_id="tests_envs:SlowReach-v0", eval_prob=0,
+    cfg = write_config(tmp_path / "c.yaml", env_id="toy_envs:SlowReach-v0", eval_prob=0,
                        **overrides)
     out = tmp_path / "run"
     proc = start_mpi(ranks, str(cfg), "--out-dir", str(out))

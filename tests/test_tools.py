@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, needs, run_mpi, run_serial, write_config
-from mpi_es import runlog
+from mpi_es.rundir import runlog
 
 pytestmark = pytest.mark.mpi
 
@@ -108,15 +108,15 @@ def test_keras_export_matches_numpy_policy(tmp_path, variant):
     model_path = tmp_path / "policy.keras"
     # the env module is named only inside the checkpoint: refused until the user allows it
     refused = run_serial("export", str(out / "checkpoint.h5"), "-o", str(model_path))
-    assert refused.returncode == 2 and "--allow-import tests_envs" in refused.stderr
+    assert refused.returncode == 2 and "--allow-import toy_envs" in refused.stderr
     proc = run_serial("export", str(out / "checkpoint.h5"), "-o", str(model_path),
-                      "--allow-import", "tests_envs", timeout=300)
+                      "--allow-import", "toy_envs", timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "differ from the NumPy policy's by at most" in proc.stdout
 
-    from mpi_es import evaluate, export
+    from mpi_es.commands import evaluate, export
     model = export.load_model(model_path)
-    snapshot = evaluate.load_snapshot(out / "checkpoint.h5", ["tests_envs"])
+    snapshot = evaluate.load_snapshot(out / "checkpoint.h5", ["toy_envs"])
     observations = export.sample_observations(snapshot, 100, seed=7)
     assert export.max_action_difference(snapshot, model, observations) <= 1e-5
 
@@ -137,7 +137,7 @@ def test_video_of_a_classic_control_env(tmp_path):
 
 
 def test_missing_offscreen_gl_is_one_line_naming_the_packages(monkeypatch):
-    from mpi_es import video
+    from mpi_es.commands import video
     from mpi_es.config import ConfigError
     # setenv first, so that the teardown restores them whatever pick_gl sets
     for name in ("MUJOCO_GL", "PYOPENGL_PLATFORM", "DISPLAY"):
@@ -154,7 +154,7 @@ def test_missing_offscreen_gl_is_one_line_naming_the_packages(monkeypatch):
 
 def test_offscreen_gl_is_picked_by_itself():
     """EGL, else OSMesa: whichever this machine has renders MuJoCo without MUJOCO_GL set."""
-    from mpi_es import video
+    from mpi_es.commands import video
     assert video.gl_works("egl") or video.gl_works("osmesa")
 
 
@@ -165,7 +165,7 @@ def test_tensorboard_scalars_append_across_a_resume(tmp_path):
     out = tmp_path / "run"
     assert run_mpi(2, str(cfg), "--out-dir", str(out)).returncode == 0
     # a kill after generation 3's row but before its checkpoint: the resume repeats it
-    from mpi_es import checkpoint
+    from mpi_es.rundir import checkpoint
     import shutil
     shutil.copy(out / "snapshots" / "snapshot_00002.h5", out / "checkpoint.h5")
     assert run_mpi(2, str(cfg), "--out-dir", str(out),
@@ -183,7 +183,7 @@ def test_tensorboard_scalars_append_across_a_resume(tmp_path):
 
 
 def test_plot_band_stays_inside_the_observed_returns():
-    from mpi_es.plot import band
+    from mpi_es.commands.plot import band
     low, high = band(np.array([0.0, 10.0, 3.0]), np.array([50.0, 1.0, 1.0]),
                      np.array([-5.0, 9.5, np.nan]), np.array([20.0, 10.5, np.nan]))
     assert low.tolist() == [-5.0, 9.5, 2.0] and high.tolist() == [20.0, 10.5, 4.0]

@@ -1,23 +1,30 @@
-"""The update rules. Every algorithm shares the machinery (slots, noise table, allgathers,
-checkpoints) and differs only in this narrow interface, one small module each:
-
-    initial_theta(cfg, spec, rng) -> theta           the starting parameters
-    initial_optimizer(cfg, dim) -> optimizer | None  state kept per parameter block
-    update_block(cfg, returns, data, theta_block, noise_slice, optimizer)
-        -> (new theta_block, extra log values)       one rank's block, from all the returns
-
-`returns` are the training returns (slots x episodes, reward_shift applied), `noise_slice(i)`
-the rank's block of the noise vector at table index i. Every element of the block must be the
-same float computation whatever the partition, so results do not depend on the rank count.
-"""
+"""The update rules, one module each on the Algorithm interface (see base.py), and the lookup
+of the `algorithm:` key: a registered name, or `package.module:Name` from the user's config."""
 from __future__ import annotations
 
-from types import ModuleType
+from ..core.optimizers import StateLayout
+from ..plugins import is_reference, load_class
+from . import ars, openai_es  # noqa: F401  (registers the built-in algorithms)
+from .base import DEFAULT, REGISTRY, Algorithm, register
 
-from . import ars, openai_es
-
-ALGORITHMS: dict[str, ModuleType] = {"openai_es": openai_es, "ars": ars}
+__all__ = ["Algorithm", "DEFAULT", "REGISTRY", "get", "register", "state_layouts"]
 
 
-def get(name: str) -> ModuleType:
-    return ALGORITHMS[name]
+def get(name: str) -> type[Algorithm]:
+    """The Algorithm class `algorithm: name` means (imports a `package.module:Name`);
+    ConfigError when there is none."""
+    from ..errors import ConfigError
+    if name in REGISTRY:
+        return REGISTRY[name]
+    if is_reference(name):
+        cls = load_class(name, Algorithm, "algorithm")
+        REGISTRY.setdefault(name, cls)
+        return cls
+    raise ConfigError(f"'algorithm': unknown algorithm {name!r} (known: "
+                      f"{', '.join(n for n in REGISTRY if not is_reference(n))}, or "
+                      f"package.module:Name for your own)")
+
+
+def state_layouts() -> dict[str, StateLayout]:
+    """Every kind of per-parameter state the known algorithms keep, by kind."""
+    return {layout.kind: layout for cls in REGISTRY.values() for layout in cls.state_layouts}

@@ -9,9 +9,15 @@ episodes) and the per-step forward pass is plain affine layers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
+from ..core.slots import reference_generator
+from ..errors import ConfigError
+from ..fields import Int, Section
+from .base import PolicyFamily, is_image, register
 from .mlp import normc
 
 # (out channels, kernel, stride) of the two convolutions, then the dense layer's width
@@ -219,3 +225,56 @@ class CnnPolicy:
 
     def act(self, ob: np.ndarray) -> int:
         return self.spec.action_start + int(np.argmax(self.scores(ob)))
+
+
+class CnnSettings(Section):
+    """The CNN's keys in the model section."""
+    vbn: bool = True
+    """virtual batch normalization"""
+    vbn_batch: Annotated[Int, Field(ge=2)] = 128
+    """observations in the VBN reference batch"""
+
+
+@register
+class Cnn(PolicyFamily):
+    """The paper's Atari network, with virtual batch normalization."""
+    name = "cnn"
+    Settings = CnnSettings
+    # pixels are scaled to [0, 1] and normalized inside the network (VBN), and Atari's actions
+    # are discrete: observation statistics and Gaussian action noise are off
+    fixed_settings = {"optimizations.observation_normalization": False,
+                      "model.ac_noise_std": 0.0}
+    fixed_reason = ("pixels are scaled to [0, 1] and normalized by the network itself, "
+                    "actions are chosen by argmax")
+
+    @classmethod
+    def spec(cls, cfg, env) -> CnnSpec:
+        from gymnasium import spaces
+        ob, action = env.observation_space, env.action_space
+        if not is_image(ob):
+            raise ConfigError(f"'model.network': cnn needs image observations (stacked frames, "
+                              f"as Atari games give); {cfg.env_id} observes {ob}")
+        if not isinstance(action, spaces.Discrete):
+            raise ConfigError(f"'model.network': cnn chooses one of a Discrete set of actions; "
+                              f"{cfg.env_id} has {action}")
+        spec = CnnSpec(obs_shape=tuple(int(n) for n in ob.shape), num_actions=int(action.n),
+                       action_start=int(action.start), vbn=cfg.model.vbn,
+                       vbn_batch=cfg.model.vbn_batch)
+        try:
+            spec.conv_shapes
+        except ValueError as exc:
+            raise ConfigError(f"'model.network': {cfg.env_id}: {exc}") from None
+        return spec
+
+    @classmethod
+    def shared_data(cls, cfg, spec: CnnSpec, env) -> np.ndarray | None:
+        """The VBN reference batch, collected by random play from the run's seed: every rank
+        (and `evaluate`) collects the same one."""
+        if not spec.vbn:
+            return None
+        from ..envs.atari import reference_batch
+        return reference_batch(env, reference_generator(cfg.seed), spec.vbn_batch)
+
+    @classmethod
+    def make(cls, spec: CnnSpec, theta: np.ndarray, obstat=None, shared=None) -> CnnPolicy:
+        return CnnPolicy(spec, theta, shared)

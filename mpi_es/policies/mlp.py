@@ -1,9 +1,16 @@
-"""The MLP policy on a flat float32 parameter vector, evaluated in NumPy."""
+"""The MLP policy on a flat float32 parameter vector, evaluated in NumPy (model.network: mlp).
+
+With no hidden layers it is the linear (affine) policy ARS uses."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+
+from ..errors import ConfigError
+from ..fields import PositiveInt, Section
+from .base import PolicyFamily, is_image, register
 
 LRELU_SLOPE = 0.2  # tf.nn.leaky_relu's default, which the notebook used
 
@@ -35,7 +42,7 @@ def normc(rng: np.random.Generator, shape: tuple[int, int], std: float) -> np.nd
 
 
 @dataclass(frozen=True)
-class PolicySpec:
+class MlpSpec:
     ob_dim: int
     ac_low: np.ndarray
     ac_high: np.ndarray
@@ -108,7 +115,6 @@ class PolicySpec:
         idx = scores.reshape(self.ac_dim, bins).argmax(axis=1)
         return self.ac_low + idx * ((self.ac_high - self.ac_low) / (bins - 1))
 
-
     def choice_action(self, scores: np.ndarray):
         """The argmax of each action dimension's scores, offset by its first choice."""
         if self.scalar_action:
@@ -120,10 +126,10 @@ class PolicySpec:
         return self.ac_low.astype(np.int64) + np.array(picks, dtype=np.int64)
 
 
-class Policy:
+class MlpPolicy:
     """Acts with a given theta and observation statistics; cheap to re-point at a new theta."""
 
-    def __init__(self, spec: PolicySpec, theta: np.ndarray,
+    def __init__(self, spec: MlpSpec, theta: np.ndarray,
                  ob_mean: np.ndarray | None = None, ob_std: np.ndarray | None = None):
         self.spec = spec
         self._nonlin = NONLINEARITIES[spec.nonlin]
@@ -163,3 +169,55 @@ class Policy:
         if self.spec.ac_bins:
             return self.spec.discrete_action(x)
         return x
+
+
+class MlpSettings(Section):
+    """The MLP's keys in the model section."""
+    hidden_dims: list[PositiveInt] = [256, 256]
+    """hidden layer sizes; `[]` gives a linear (affine) policy"""
+    nonlin_type: Literal["tanh", "relu", "lrelu", "elu"] = "tanh"
+    """`tanh`, `relu`, `lrelu` (slope 0.2), `elu`"""
+
+
+@register
+class Mlp(PolicyFamily):
+    """Fully connected layers; continuous, discretized or discrete (argmax) actions."""
+    name = "mlp"
+    Settings = MlpSettings
+
+    @classmethod
+    def spec(cls, cfg, env) -> MlpSpec:
+        from gymnasium import spaces
+        if is_image(env.observation_space):
+            raise ConfigError(f"'model.network': {cfg.env_id} observes images "
+                              f"{env.observation_space.shape}, which the MLP cannot take; set "
+                              f"model.network: cnn (the Atari network of the ES paper)")
+        space = env.action_space
+        common = dict(ob_dim=int(env.observation_space.shape[0]),
+                      hidden_dims=tuple(cfg.model.hidden_dims), nonlin=cfg.model.nonlin_type,
+                      normalize_obs=cfg.optimizations.observation_normalization)
+        if isinstance(space, (spaces.Discrete, spaces.MultiDiscrete)):
+            if cfg.optimizations.discretize_actions:
+                raise ConfigError(f"'optimizations.discretize_actions': {cfg.env_id} already has "
+                                  f"discrete actions ({space}); set it to false")
+            if cfg.model.ac_noise_std > 0:
+                raise ConfigError(f"'model.ac_noise_std': {cfg.env_id} has discrete actions "
+                                  f"({space}), chosen by argmax, which Gaussian action noise "
+                                  f"has no meaning for; set model.ac_noise_std: 0")
+            scalar = isinstance(space, spaces.Discrete)
+            choices = (int(space.n),) if scalar else tuple(int(n) for n in space.nvec)
+            start = np.atleast_1d(np.asarray(space.start, dtype=np.float64))
+            return MlpSpec(ac_low=start, ac_high=start + np.array(choices) - 1,
+                           ac_choices=choices, scalar_action=scalar, **common)
+        bins = cfg.model.ac_bins if cfg.optimizations.discretize_actions else None
+        if bins and not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+            raise ConfigError("'optimizations.discretize_actions' needs a bounded action space; "
+                              f"{cfg.env_id} has bounds {space.low} .. {space.high}")
+        return MlpSpec(ac_low=space.low.astype(np.float64), ac_high=space.high.astype(np.float64),
+                       ac_bins=bins, **common)
+
+    @classmethod
+    def make(cls, spec: MlpSpec, theta: np.ndarray, obstat=None, shared=None) -> MlpPolicy:
+        if obstat is None:
+            return MlpPolicy(spec, theta)
+        return MlpPolicy(spec, theta, obstat.mean, obstat.std)

@@ -5,9 +5,9 @@ import sys
 
 
 from mpi_es.config import validate
-from mpi_es.memory import mapping_of
-from mpi_es.parallel import World
-from mpi_es.train import build_noise_table
+from mpi_es.distributed.memory import mapping_of
+from mpi_es.distributed.world import World
+from mpi_es.training.setup import build_noise_table
 
 size, seed = int(sys.argv[1]), int(sys.argv[2])
 world = World()

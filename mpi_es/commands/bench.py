@@ -1,0 +1,270 @@
+"""`python -m mpi_es bench CONFIG`: where the time goes, measured in one run under mpiexec."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+from ..config import Config
+from ..core import noise, slots
+from ..distributed.memory import mapping_of
+from ..distributed.world import World
+from ..rundir.outputs import Outputs
+from ..training.loop import Trainer
+from ..training.rollout import run_episode
+from ..training.setup import Setup, algorithm_of, build_noise_table, initial_state
+from . import scaling
+from .scaling import SCALE_EPISODES, SCALE_PARAMS
+
+RAW_SECONDS = 2.0   # measured twice: before and after the ES generations
+FORWARD_CALLS = 3000
+SCALE_RANKS = (1, 64, 1440)          # update per rank for the synthetic population
+PREDICT_RANKS = (64, 256, 1440)      # predicted efficiency of this job's generation
+
+
+def raw_env_steps_per_s(env, seconds: float, seed: int) -> tuple[float, np.ndarray]:
+    """Env steps per second with a zero-cost policy (a constant action); also some observations."""
+    action = np.zeros(env.action_space.shape, env.action_space.dtype)
+    ob, _ = env.reset(seed=seed)
+    obs, steps = [ob], 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(100):
+            ob, _, terminated, truncated, _ = env.step(action)
+            steps += 1
+            if terminated or truncated:
+                ob, _ = env.reset()
+        obs.append(ob)
+    return steps / (time.perf_counter() - start), np.array(obs)
+
+
+def policy_forward_us(policy, obs: np.ndarray, calls: int = FORWARD_CALLS) -> float:
+    start = time.perf_counter()
+    for i in range(calls):
+        policy.act(obs[i % len(obs)])
+    return (time.perf_counter() - start) / calls * 1e6
+
+
+def keras_forward_us(spec, theta: np.ndarray, obs: np.ndarray,
+                     calls: int = 300) -> float | None:
+    """The same network through Keras predict_on_batch (the notebook's way); None without TF."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return None
+    activation = {"tanh": "tanh", "relu": "relu", "elu": "elu",
+                  "lrelu": tf.nn.leaky_relu}[spec.nonlin]
+    inputs = tf.keras.Input((spec.ob_dim,))
+    x = inputs
+    for width in spec.hidden_dims:
+        x = tf.keras.layers.Dense(width, activation=activation)(x)
+    model = tf.keras.Model(inputs, tf.keras.layers.Dense(spec.layer_shapes[-1][1])(x))
+    model.set_weights([a for layer in spec.unflatten(theta) for a in layer])
+    batch = obs[:1].astype(np.float32)
+    model.predict_on_batch(batch)
+    start = time.perf_counter()
+    for i in range(calls):
+        model.predict_on_batch(obs[i % len(obs)][None].astype(np.float32))
+    return (time.perf_counter() - start) / calls * 1e6
+
+
+def replay_comparison(cfg: Config, setup: Setup, table: noise.NoiseTable, theta: np.ndarray,
+                      obstat, *, rank: int, slots_to_play: int = 3) -> tuple[float, float]:
+    """(ES env steps/s, raw env steps/s) on identical trajectories: a few perturbed episodes are
+    played with the policy, then their exact action sequences replayed without it."""
+    spec, env = setup.spec, setup.env
+    policy = setup.policy(theta, obstat)
+    algorithm = algorithm_of(cfg)
+    recorded, es_time, steps = [], 0.0, 0
+    for k in range(slots_to_play):
+        slot = slots.make_slot(rank * slots_to_play + k, seed=cfg.seed, generation=0,
+                               train_slots=10**9, episodes_per_slot=1,
+                               noise_size=table.size, num_params=spec.num_params,
+                               obstat_prob=0.0, action_noise=cfg.model.ac_noise_std > 0)
+        policy.set_theta(algorithm.perturb(theta, table.get(slot.noise_index, spec.num_params),
+                                           1)[0])
+        stream = slot.action_noise[0]
+        rng = np.random.Generator(np.random.PCG64(stream)) if stream is not None else None
+        actions: list = []
+        start = time.perf_counter()
+        ep = run_episode(env, policy, limit=setup.limit, reset_seed=slot.reset_seed,
+                         action_noise=rng, ac_noise_std=cfg.model.ac_noise_std, actions=actions)
+        es_time += time.perf_counter() - start
+        steps += ep.length
+        recorded.append((slot.reset_seed, actions))
+    start = time.perf_counter()
+    for reset_seed, actions in recorded:
+        env.reset(seed=reset_seed)
+        for action in actions:
+            env.step(action)
+    raw_time = time.perf_counter() - start
+    return steps / es_time, steps / raw_time
+
+
+def communication_model(world: World, nbytes: int, repeats: int = 20) -> tuple[float, float]:
+    """(latency s, bytes/s) of this world's allgather, from a tiny and an nbytes-sized one."""
+    tiny = np.zeros((1, 1))
+    big = np.zeros((max(1, nbytes // 8 // max(world.size, 1)), 1))
+
+    def timed(rows):
+        world.barrier()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            world.allgather_rows(rows)
+        return world.max(time.perf_counter() - start) / repeats
+    latency, bulk = timed(tiny), timed(big)
+    total = big.nbytes * world.size
+    rate = total / max(bulk - latency, 1e-9) if world.size > 1 else float("inf")
+    return latency, rate
+
+
+def claim_seconds(world: World, claims: int = 200) -> float:
+    """Mean time of one slot claim while every rank claims at once."""
+    counter = world.slot_counter()
+    world.barrier()
+    start = time.perf_counter()
+    for _ in range(claims):
+        counter.claim()
+    return world.max((time.perf_counter() - start) / claims)
+
+
+def scaling_figures(cfg: Config, setup: Setup, table: noise.NoiseTable, slot_seconds: list,
+                    claim_s: float, latency_s: float, bytes_per_s: float) -> dict:
+    """Update per rank at 1/64/1440 ranks (synthetic 10,000 x 100,000) and this job's predicted
+    generation efficiency at 64/256/1440 ranks."""
+    by_ranks = {str(r): scaling.update_seconds_per_rank(r) for r in SCALE_RANKS}
+    params, slots_per_gen = setup.spec.num_params, cfg.train_slots
+    row_bytes = 8 * (4 + 3 * cfg.episodes_per_slot)
+    efficiency = {}
+    for ranks in PREDICT_RANKS:
+        update_s = scaling.update_seconds_per_rank(
+            ranks, episodes=cfg.population_size, params=params, table=table.noise)
+        comm_s = scaling.allgather_seconds(ranks, slots_per_gen * row_bytes + 12 * params,
+                                           latency_s=latency_s, bytes_per_s=bytes_per_s)
+        efficiency[str(ranks)] = scaling.predicted_efficiency(
+            np.asarray(slot_seconds), slots=slots_per_gen, ranks=ranks, claim_s=claim_s,
+            update_s=update_s, comm_s=comm_s)
+    return {"update_s_per_rank_by_ranks": by_ranks, "update_s_at_scale": by_ranks["1"],
+            "predicted_efficiency_by_ranks": efficiency, "claim_s": claim_s,
+            "allgather_latency_s": latency_s,
+            "allgather_bytes_per_s": bytes_per_s if np.isfinite(bytes_per_s) else None,
+            "slot_seconds_mean": float(np.mean(slot_seconds)),
+            "slot_seconds_cv": float(np.std(slot_seconds) / np.mean(slot_seconds))}
+
+
+def generation_fractions(rows: list[dict], ranks: int) -> dict:
+    """Split generation time into rollout, idle (waiting for the slowest rank), update and comm."""
+    gen = np.array([r["TimeElapsedThisGen"] for r in rows])
+    mean_rollout = np.array([r["_rollout_mean"] for r in rows])
+    max_rollout = np.array([r["TimeRolloutMax"] for r in rows])
+    update = np.array([r["TimeUpdate"] for r in rows])
+    steps = np.array([r["TimestepsThisGen"] for r in rows])
+    total = gen.sum()
+    rollout_frac = float(mean_rollout.sum() / total)
+    idle_frac = float((max_rollout - mean_rollout).sum() / total)
+    update_frac = float(update.sum() / total)
+    return {
+        "gen_time_s": float(gen.mean()),
+        "es_env_steps_per_s": float(steps.sum() / total / ranks),
+        "rollout_frac": rollout_frac, "idle_frac": idle_frac, "update_frac": update_frac,
+        "comm_frac": max(0.0, 1.0 - rollout_frac - idle_frac - update_frac),
+    }
+
+
+def run(cfg: Config, world: World, setup: Setup, *, generations: int,
+        keras: bool = True) -> dict | None:
+    """Every rank takes part; rank 0 returns the figures, the others None."""
+    world.barrier()
+    start = time.perf_counter()
+    table = build_noise_table(world, cfg)
+    build_s = world.max(time.perf_counter() - start)
+    table.noise.sum()   # every rank maps every page, as training eventually does
+    world.barrier()
+    mapping = mapping_of(table.noise)
+    node_pss = world.node_sum(mapping.pss_bytes if mapping else 0)
+
+    raw_before, obs = raw_env_steps_per_s(setup.env, RAW_SECONDS, seed=world.rank)
+
+    state = initial_state(cfg, setup.spec)
+    policy = setup.policy(state.theta, state.obstat)
+    forward = policy_forward_us(policy, obs)
+
+    trainer = Trainer(cfg, world, setup, table, state, Outputs(cfg, active=False))
+    rows, slot_seconds = [], []
+    for _ in range(generations):
+        report = trainer.generation()
+        slot_seconds += [t for part in world.gather(report.slot_seconds) or [] for t in part]
+        if world.is_root:
+            row = dict(report.row)
+            row["_rollout_mean"] = float(np.mean(report.rollout_seconds))
+            rows.append(row)
+    # Raw speed before and after the generations, averaged: a short burst alone reads high on a
+    # machine whose clock drifts over the minutes the generations take.
+    raw_after, _ = raw_env_steps_per_s(setup.env, RAW_SECONDS, seed=world.rank + world.size)
+    raw_per_rank = world.sum((raw_before + raw_after) / 2) / world.size
+    es_replay, raw_replay = replay_comparison(cfg, setup, table, trainer.state.theta,
+                                              trainer.state.obstat, rank=world.rank)
+    es_replay = world.sum(es_replay) / world.size
+    raw_replay = world.sum(raw_replay) / world.size
+    claim_s = claim_seconds(world)
+    latency_s, bytes_per_s = communication_model(world, 12 * setup.spec.num_params)
+    if not world.is_root:
+        return None
+    result = {
+        "env_id": cfg.env_id, "ranks": world.size, "num_params": setup.spec.num_params,
+        "population_size": cfg.population_size, "generations": generations,
+        "raw_env_steps_per_s": raw_per_rank,
+        "raw_replay_env_steps_per_s": raw_replay, "es_replay_env_steps_per_s": es_replay,
+        **generation_fractions(rows, world.size),
+        "policy_forward_us": forward,
+        "keras_forward_us": (keras_forward_us(setup.spec, state.theta, obs)
+                             if keras and cfg.model.network == "mlp" else None),
+        "noise_build_s": build_s, "noise_table_bytes": table.size * 4,
+        "noise_node_pss_bytes": int(node_pss),
+        **scaling_figures(cfg, setup, table, slot_seconds, claim_s, latency_s, bytes_per_s),
+    }
+    result["overhead"] = 1.0 - result["es_env_steps_per_s"] / raw_per_rank
+    result["overhead_vs_replay"] = 1.0 - es_replay / raw_replay
+    return result
+
+
+def format_table(r: dict) -> str:
+    def ratio(a, b):
+        return f"{a / b:.1f}x" if a and b else "n/a"
+    keras = r["keras_forward_us"]
+    lines = [
+        f"mpi_es bench: {r['env_id']}, {r['ranks']} ranks, {r['num_params']} parameters, "
+        f"population {r['population_size']}, {r['generations']} generations",
+        f"  raw env steps/s per rank (zero-cost policy) {r['raw_env_steps_per_s']:12.0f}",
+        f"  ES env steps/s per rank                     {r['es_env_steps_per_s']:12.0f}"
+        f"   (overhead {r['overhead']:.1%})",
+        f"  policy forward (NumPy)                      {r['policy_forward_us']:12.1f} us",
+        "  policy forward (Keras predict_on_batch)     "
+        + (f"{keras:12.1f} us   ({ratio(keras, r['policy_forward_us'])} slower)" if keras
+           else "         n/a   (TensorFlow not installed, or not an MLP)"),
+        f"  noise table: {r['noise_table_bytes'] / 2**20:.0f} MiB built in "
+        f"{r['noise_build_s']:.2f} s; node PSS {r['noise_node_pss_bytes'] / 2**20:.0f} MiB "
+        f"({r['noise_node_pss_bytes'] / r['noise_table_bytes']:.2f}x the table)",
+        f"  generation {r['gen_time_s']:.2f} s: rollout {r['rollout_frac']:.1%}, "
+        f"idle {r['idle_frac']:.1%}, update {r['update_frac']:.1%}, comm {r['comm_frac']:.1%}",
+        f"  ES vs replay of the same actions per rank   {r['es_replay_env_steps_per_s']:12.0f}"
+        f" / {r['raw_replay_env_steps_per_s']:.0f}   (overhead {r['overhead_vs_replay']:.1%})",
+        f"  update per rank for {SCALE_EPISODES} episodes x {SCALE_PARAMS} params: "
+        + ", ".join(f"{s:.4f} s at {n} rank{'s' if n != '1' else ''}"
+                    for n, s in r["update_s_per_rank_by_ranks"].items()),
+        f"  slot claim {r['claim_s'] * 1e6:.1f} us; allgather latency "
+        f"{r['allgather_latency_s'] * 1e6:.1f} us; slot time mean "
+        f"{r['slot_seconds_mean']:.3f} s (cv {r['slot_seconds_cv']:.2f})",
+        "  predicted generation efficiency: "
+        + ", ".join(f"{e:.1%} at {n} ranks" for n, e in r["predicted_efficiency_by_ranks"].items()),
+    ]
+    return "\n".join(lines)
+
+
+def report(result: dict, json_path: str | None) -> None:
+    print(format_table(result))
+    if json_path:
+        with open(json_path, "w") as fh:
+            json.dump(result, fh, indent=2)
+        print(f"wrote {json_path}")

@@ -1,0 +1,26 @@
+"""`python -m mpi_es info FILE.h5`: what a checkpoint or snapshot holds."""
+from __future__ import annotations
+
+from ..rundir import checkpoint
+
+
+def describe(path: str, allow_import: list[str] = ()) -> str:
+    loaded = checkpoint.load(path, allow_import)
+    attrs, state = loaded.attrs, loaded.state
+    lines = [
+        f"file:              {path}",
+        f"env_id:            {attrs['env_id']}",
+        f"generation:        {state.generation}",
+        f"timesteps_so_far:  {state.timesteps_so_far}",
+        f"episodes_so_far:   {state.episodes_so_far}",
+        f"time_elapsed:      {state.time_elapsed:.1f} s",
+        f"parameters:        {state.theta.size}",
+        f"optimizer:         {state.param_state.kind}",
+        f"obstat count:      {state.obstat.count:g}",
+        f"format_version:    {attrs['format_version']}",
+    ]
+    for key in ("mpi_es_version", "numpy_version", "gymnasium_version", "mujoco_version"):
+        lines.append(f"{key + ':':<19}{attrs.get(key, 'unknown')}")
+    lines.append("config:")
+    lines.extend("  " + line for line in str(attrs["config"]).rstrip().splitlines())
+    return "\n".join(lines)

@@ -1,0 +1,83 @@
+"""Peer liveness: a rank frozen, hung or lost on a dead node ends the job in seconds, named.
+
+Every rank marks on the progress board each point it reaches (its episodes done, the start
+of an exchange). Before a collective that a frozen rank would never join, and from the
+watchdog while a rank waits inside one, the others look at the board and end the job naming
+the ranks that did not get there within the allowance (episode_timeout_s per episode they may
+still be playing, plus a grace for the rest of a generation).
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+from .watchdog import Watchdog, wait_until
+from .world import World, abort_job
+
+# Beyond its last slot, a rank still writes the checkpoint (rank 0) and assembles the next
+# policy: allowed this long on top of the episodes before the others call it frozen.
+PEER_GRACE_S = 10.0
+
+
+class PeerLiveness:
+    """Watches episodes and exchanges when `episode_timeout_s` is set; does nothing otherwise.
+
+    `episodes_per_slot`: how many episodes a rank may still be playing, by default, when
+    another enters an exchange (its last slot's)."""
+
+    def __init__(self, world: World, episode_timeout_s: float | None, episodes_per_slot: int):
+        self.world = world
+        self.timeout = episode_timeout_s
+        self.episodes_per_slot = episodes_per_slot
+        self.watchdog = self.board = None
+        self._step = 0
+        if episode_timeout_s is not None:
+            self.watchdog = Watchdog(episode_timeout_s, self._episode_timed_out)
+            if world.size > 1:
+                self.board = world.progress_board()
+
+    def _episode_timed_out(self, what: str) -> None:
+        abort_job(f"error: {what} ran longer than episode_timeout_s={self.timeout} s; ending "
+                  f"the job (the last checkpoint stays)")
+
+    def limit_for(self, episodes: int) -> float:
+        return (episodes + 1) * self.timeout + PEER_GRACE_S
+
+    def _reach(self) -> int:
+        self._step += 1
+        self.board.mark(self._step)
+        return self._step
+
+    def _frozen_peers(self, what: str, step: int, limit: float) -> None:
+        behind = self.board.behind(step)
+        who = (f"rank{'s' if len(behind) > 1 else ''} {', '.join(map(str, behind))} did not "
+               f"reach {what}" if behind else
+               f"a rank stopped inside {what} (every rank had reached it)")
+        abort_job(f"error: {who} within {limit:g} s of rank {self.world.rank} "
+                  f"(episode_timeout_s={self.timeout:g}): stopped, hung outside "
+                  f"an episode, or on a lost node; ending the job (the last checkpoint stays)")
+
+    def episode(self, what: str):
+        """One episode under the watchdog (episode_timeout_s), when there is one."""
+        return nullcontext() if self.watchdog is None else self.watchdog.watching(what)
+
+    def wait_for_peers(self, what: str) -> None:
+        """Before an exchange a frozen rank would never join: end the job, naming the ranks,
+        when some are still playing long after the slots ran out."""
+        if self.board is None:
+            return
+        step = self._reach()
+        limit = self.limit_for(self.episodes_per_slot)
+        if not wait_until(lambda: not self.board.behind(step), limit):
+            self._frozen_peers(what, step, limit)
+
+    def exchange(self, what: str, episodes_behind: int | None = None):
+        """Watch a stretch of collectives: a rank frozen before or inside it ends the job.
+        `episodes_behind`: how many episodes a rank may still be playing when another enters
+        (default: a slot's)."""
+        if self.board is None:
+            return nullcontext()
+        step = self._reach()
+        limit = self.limit_for(self.episodes_per_slot if episodes_behind is None
+                               else episodes_behind)
+        return self.watchdog.watching(what, limit,
+                                      lambda what: self._frozen_peers(what, step, limit))

@@ -1,0 +1,92 @@
+"""Where a run starts: fresh, or from a checkpoint whose config still matches."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import Config, ConfigError, parse_yaml, validate
+from ..plugins import is_reference
+from . import checkpoint
+from .runlock import LOCK_NAME
+
+# Keys that may differ between a checkpoint and the run resuming it: they do not change the math.
+HARMLESS_KEYS = ("stop", "snapshot_freq", "out_dir", "episode_timeout_s", "log")
+
+
+def checkpoint_to_resume(cfg: Config, resume: str) -> Path | None:
+    """The checkpoint to continue from, or None for a fresh start. Raises ConfigError."""
+    out_dir = Path(cfg.out_dir)
+    if resume == "never":
+        if out_dir.exists() and any(p.name != LOCK_NAME for p in out_dir.iterdir()):
+            raise ConfigError(f"--resume never: out_dir {out_dir} is not empty; choose another "
+                              f"--out-dir, remove it, or use --resume auto to continue the run")
+        return None
+    if resume == "auto":
+        path = out_dir / "checkpoint.h5"
+        return path if path.exists() else None
+    path = Path(resume)
+    if not path.exists():
+        raise ConfigError(f"--resume {resume}: no such file")
+    return path
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def config_differences(stored_yaml: str, cfg: Config, source: str = "checkpoint") -> list[str]:
+    """Math-changing differences between a checkpoint's config and cfg, one line each."""
+    where = f"{source} (stored config)"
+    # validated, so keys added since the checkpoint was written count with their defaults
+    stored = validate(parse_yaml(stored_yaml, where), source=where,
+                      allow_import=user_modules(cfg))
+    old = _flatten(stored.model_dump(mode="json"))
+    new = _flatten(cfg.model_dump(mode="json"))
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        if key.split(".")[0] in HARMLESS_KEYS:
+            continue
+        if old.get(key, "<unset>") != new.get(key, "<unset>"):
+            lines.append(f"{key}: checkpoint has {old.get(key, '<unset>')!r}, "
+                         f"config has {new.get(key, '<unset>')!r}")
+    return lines
+
+
+def user_modules(cfg: Config) -> set[str]:
+    """The modules the user's own config imports for its algorithm and network: a stored
+    config may name these, and no others."""
+    return {name.partition(":")[0] for name in (cfg.algorithm, cfg.model.network)
+            if is_reference(name)}
+
+
+def load_for_resume(path: Path, cfg: Config, num_params: int) -> tuple[checkpoint.TrainState,
+                                                                       list[str]]:
+    """The state to continue from and any warnings. Raises ConfigError when it cannot be used."""
+    loaded = checkpoint.load(path, user_modules(cfg))
+    differences = config_differences(loaded.attrs["config"], cfg, str(path))
+    if differences:
+        raise ConfigError(f"cannot resume from {path}: the config changes the training math\n  "
+                          + "\n  ".join(differences)
+                          + "\n(only stop.*, snapshot_freq, out_dir, episode_timeout_s and log.* may "
+                            "change on resume; to train this config, start a new run with "
+                            f"--out-dir NEW, or remove {Path(cfg.out_dir)} first)")
+    if loaded.state.theta.size != num_params:
+        raise ConfigError(f"{path}: /theta has {loaded.state.theta.size} parameters, "
+                          f"the policy of this config has {num_params}")
+    warnings = []
+    for key, value in checkpoint.library_versions().items():
+        stored = loaded.attrs.get(key)
+        if stored is not None and str(stored) != value:
+            warnings.append(f"warning: {path} was written with {key.removesuffix('_version')} "
+                            f"{stored}, this run uses {value}; the result may not be bit-exact")
+    layout = type(cfg).algorithm_class(cfg).layout()
+    if loaded.state.param_state.kind != layout.kind:
+        raise ConfigError(f"{path}: /optimizer holds a {loaded.state.param_state.kind} state; "
+                          f"this config's algorithm keeps {layout.kind}")
+    return loaded.state, warnings

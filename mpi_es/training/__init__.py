@@ -1,0 +1,1 @@
+"""Training: setup, the generation loop, stopping rules, and the run lifecycle (`run`)."""
