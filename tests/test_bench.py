@@ -1,5 +1,5 @@
 """`mpi_es bench` runs under mpiexec and reports every figure (values are checked for sanity,
-never against speed targets: those live in the bench output and the README)."""
+never against speed targets: those live in the bench output and docs/performance.md)."""
 import json
 
 import numpy as np

@@ -24,6 +24,9 @@ def test_every_resolved_key_is_in_the_generated_reference(raw):
     resolved = config.validate(raw).model_dump(mode="json")
     missing = [key for key in flat_keys(resolved) if f"| `{key}` |" not in text]
     assert not missing
+    undescribed = [line for line in text.splitlines()
+                   if line.startswith("| `") and line.rstrip().endswith("|  |")]
+    assert not undescribed
 
 
 def test_the_resolved_config_holds_only_its_own_sections():

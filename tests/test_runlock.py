@@ -44,7 +44,7 @@ def test_the_lock_dies_with_its_holder(tmp_path):
     with pytest.raises(runlock.RunDirectoryBusy, match="in use by another job"):
         import subprocess
         import sys
-        code = ("import sys; from mpi_es import runlock\n"
+        code = ("import sys; from mpi_es.rundir import runlock\n"
                 "try:\n    runlock.acquire(sys.argv[1])\nexcept runlock.RunDirectoryBusy as e:\n"
                 "    print(e); sys.exit(3)\n")
         proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,

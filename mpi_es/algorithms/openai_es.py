@@ -7,6 +7,7 @@ import numpy as np
 from ..core.gradient import es_gradient
 from ..core.optimizers import NO_STATE, SGD, Adam, ParamState, StateLayout
 from ..core.shaping import shape_returns
+from ..fields import KeyedError
 from .base import Algorithm, register
 
 
@@ -36,6 +37,15 @@ class OpenAIES(Algorithm):
         super().__init__(cfg)
         self.optimizer = (cfg.model.optimizer()
                           if cfg.optimizations.neural_network_optimizer else None)
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        if cfg.reward_shift and (not cfg.optimizations.fitness_shaping
+                                 or cfg.return_proc_mode != "centered_rank"):
+            raise KeyedError("reward_shift", "only shifts returns (return - reward_shift x "
+                             "episode length), so it needs fitness_shaping with "
+                             "return_proc_mode centered_rank; sign-based modes and raw "
+                             "returns would ignore it")
 
     def layout(self) -> StateLayout:
         return NO_STATE if self.optimizer is None else self.optimizer.layout

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import config, policies
-from ..config import ConfigError
+from ..errors import ConfigError
 from ..envs import episode_limit, make_env
 from ..plugins import is_reference
 from ..policies import Policy

@@ -2,7 +2,11 @@
 cannot drift from what the code accepts."""
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
 import json
+import textwrap
 import types
 import typing
 from typing import Any
@@ -40,18 +44,42 @@ def _is_section(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
+@functools.cache
+def _docstrings(cls: type) -> dict[str, str]:
+    """The string literal under each annotated attribute of a class's own source."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):          # built at run time: no source of its own
+        return {}
+    body = tree.body[0].body
+    docs = {}
+    for field, after in zip(body, body[1:]):
+        if (isinstance(field, ast.AnnAssign) and isinstance(field.target, ast.Name)
+                and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)):
+            docs[field.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def describe(model: type[BaseModel], name: str) -> str:
+    """A key's description: the docstring under it in the class that declares it."""
+    for cls in model.__mro__:
+        if name in cls.__dict__.get("__annotations__", {}):
+            return _docstrings(cls).get(name, "")
+    return ""
+
+
 def rows(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str, str]]:
     """(dotted key, type, default, description) of every key of a section, nested ones too."""
     out = []
     for name, field in model.model_fields.items():
         key = prefix + name
         if _is_section(field.annotation):
-            out.append((key, "section", "", field.description or ""))
+            out.append((key, "section", "", describe(model, name)))
             out += rows(field.annotation, key + ".")
             continue
         default = "required" if field.is_required() else _default(field.default)
-        out.append((key, _type_name(field.annotation), default,
-                    (field.description or "").replace("\n", " ")))
+        out.append((key, _type_name(field.annotation), default, describe(model, name)))
     return out
 
 

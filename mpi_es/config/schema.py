@@ -159,13 +159,6 @@ class Config(Section):
             raise KeyedError("calc_obstat_prob", "must be > 0 when "
                              "optimizations.observation_normalization is true "
                              "(or turn observation_normalization off)")
-        if self.reward_shift and self.algorithm == "openai_es" and (
-                not self.optimizations.fitness_shaping
-                or self.return_proc_mode != "centered_rank"):
-            raise KeyedError("reward_shift", "only shifts returns (return - reward_shift x "
-                             "episode length), so it needs fitness_shaping with "
-                             "return_proc_mode centered_rank; sign-based modes and raw "
-                             "returns would ignore it")
         if self.out_dir is None:
             self.out_dir = str(Path("runs") / re.sub(r"[^A-Za-z0-9_.-]+", "_", self.env_id))
         return self

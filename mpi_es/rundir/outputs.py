@@ -7,12 +7,13 @@ from pathlib import Path
 
 from ..config import Config
 from ..core.state import TrainState
+from ..errors import EXIT_USAGE
 from . import checkpoint, runlog
 
 
 class OutputError(Exception):
     """OUT_DIR cannot be written (disk full, read-only, quota): the user can fix it."""
-    exit_status = 2
+    exit_status = EXIT_USAGE
 
 
 class Outputs:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import Config, ConfigError, parse_yaml, validate
+from ..config import Config, parse_yaml, validate
+from ..errors import ConfigError
 from ..plugins import is_reference
 from . import checkpoint
 from .runlock import LOCK_NAME

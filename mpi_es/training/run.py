@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 from .. import config as config_module
-from ..config import Config, ConfigError
+from ..config import Config
+from ..errors import ConfigError
 from ..core.state import TrainState
 from ..distributed.agreement import agreed
 from ..distributed.signals import StopRequest

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import policies
-from ..config import Config, ConfigError
+from ..config import Config
+from ..errors import ConfigError
 from ..core import noise, slots
 from ..core.obstat import RunningStat
 from ..core.state import TrainState
