@@ -36,9 +36,9 @@ class MomentumSignES(Algorithm):
     def layout(self) -> StateLayout:
         return LAYOUT
 
-    def update_block(self, returns, data, theta_block, noise_slice, state):
+    def update_block(self, returns, data, theta_block, noise, state):
         settings = getattr(self.cfg, self.section_key())
-        g = es_gradient(centered_ranks(returns), data.noise_indices, noise_slice,
+        g = es_gradient(centered_ranks(returns), data.noise_indices, noise,
                         theta_block.size)
         m = state.arrays["m"] = (np.float32(settings.momentum) * state.arrays["m"]
                                  + np.float32(1 - settings.momentum) * g).astype(np.float32)

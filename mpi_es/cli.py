@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--generations", type=int, default=3, metavar="N",
                        help="ES generations to time (default 3)")
     bench.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    bench.add_argument("--checkpoint", metavar="FILE.h5",
+                       help="start from this checkpoint's policy (to time a trained policy's "
+                            "episodes) instead of the config's initial one")
     bench.add_argument("--no-keras", action="store_true",
                        help="skip the Keras comparison even when TensorFlow is installed")
     for command in (train, check, bench):
@@ -65,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                              metavar="KEY=VALUE",
                              help="override a config key, dotted, repeatable "
                                   "(--set model.hidden_dims=[64,64])")
+    check.add_argument("--ranks", type=int, metavar="N",
+                       help="predict the generation time and efficiency at N ranks (default: "
+                            "this launch's), without launching them")
     train.add_argument("--resume", default="auto", metavar="auto|never|PATH",
                        help="auto (default): continue from OUT_DIR/checkpoint.h5 when it exists; "
                             "never: refuse a non-empty out dir; PATH: start from that checkpoint "
@@ -130,6 +136,12 @@ def cmd_train(args, world) -> int:
 def cmd_check(args, world) -> int:
     from .commands.check import describe, out_dir_problem
     from .rundir.resume import checkpoint_to_resume, load_for_resume
+
+    def ranks_ok():
+        if args.ranks is not None and args.ranks < 1:
+            raise ConfigError(f"--ranks must be at least 1, got {args.ranks}")
+
+    agreed(world, ranks_ok)
     cfg, setup = load_and_prepare(args, world)
 
     def resume_compatible():
@@ -144,7 +156,7 @@ def cmd_check(args, world) -> int:
 
     agreed(world, lambda: resume_compatible() if world.is_root else None)
     if world.is_root:
-        print(describe(cfg, setup, world.size))
+        print(describe(cfg, setup, world.size, args.ranks))
         print("config OK")
     return EXIT_OK
 
@@ -158,7 +170,9 @@ def cmd_bench(args, world) -> int:
 
     agreed(world, generations_ok)
     cfg, setup = load_and_prepare(args, world)
-    result = bench.run(cfg, world, setup, generations=args.generations, keras=not args.no_keras)
+    state = agreed(world, lambda: bench.start_state(cfg, setup, args.checkpoint))
+    result = bench.run(cfg, world, setup, generations=args.generations, keras=not args.no_keras,
+                       state=state)
     if world.is_root:
         bench.report(result, args.json)
     return EXIT_OK

@@ -42,7 +42,7 @@ def test_update_matches_the_paper_and_is_the_same_in_blocks(version, b):
                                    "step_size": 0.02}})
     data = generation(returns, indices)
     whole, extras = ars.ARS(cfg).update_block(returns, data, theta,
-                                              lambda i: table[i:i + dim], None)
+                                              noise.BlockNoise(table, 0, dim), None)
     expected = reference_step(theta.astype(np.float64), returns,
                               [table[i:i + dim] for i in indices], 0.02, b)
     np.testing.assert_allclose(whole, expected, rtol=1e-5, atol=1e-6)
@@ -51,9 +51,9 @@ def test_update_matches_the_paper_and_is_the_same_in_blocks(version, b):
     # any split into blocks gives the very same floats
     for cut in (1, 10, 36):
         lo_part, _ = ars.ARS(cfg).update_block(returns, data, theta[:cut],
-                                               lambda i: table[i:i + cut], None)
+                                               noise.BlockNoise(table, 0, cut), None)
         hi_part, _ = ars.ARS(cfg).update_block(returns, data, theta[cut:],
-                                               lambda i: table[i + cut:i + dim], None)
+                                               noise.BlockNoise(table, cut, dim - cut), None)
         np.testing.assert_array_equal(np.concatenate([lo_part, hi_part]), whole)
 
 
@@ -68,7 +68,7 @@ def test_equal_returns_make_no_step():
     theta = np.ones(4, np.float32)
     returns = np.full((8, 2), 3.0)
     new, extras = ars.ARS(cfg).update_block(returns, generation(returns, np.arange(8)),
-                                            theta, lambda i: np.ones(4, np.float32), None)
+                                            theta, noise.BlockNoise(np.ones(20, np.float32), 0, 4), None)
     np.testing.assert_array_equal(new, theta) and extras["ReturnStdUsed"] == 0
 
 

@@ -17,7 +17,8 @@ KEYS = {"raw_env_steps_per_s", "es_env_steps_per_s", "overhead", "policy_forward
         "gen_time_s", "rollout_frac", "comm_frac", "update_frac", "idle_frac",
         "update_s_at_scale", "update_s_per_rank_by_ranks", "predicted_efficiency_by_ranks",
         "raw_replay_env_steps_per_s", "es_replay_env_steps_per_s", "overhead_vs_replay",
-        "claim_s", "allgather_latency_s", "allgather_bytes_per_s"}
+        "claim_s", "allgather_latency_s", "allgather_bytes_per_s",
+        "predicted_generation_s_by_ranks", "slot_seconds", "mpi_library"}
 
 
 def test_bench_emits_every_figure(tmp_path):
@@ -49,9 +50,26 @@ def test_bench_emits_every_figure(tmp_path):
     assert all(0 <= f <= 1 for f in fractions) and sum(fractions) == pytest.approx(1, abs=1e-6)
     for label in ("raw env steps/s per rank", "ES env steps/s per rank", "policy forward",
                   "noise table", "generation", "ES vs replay", "update per rank for 10000",
-                  "predicted generation efficiency"):
+                  "predicted generation:", "MPI: MPICH"):
         assert label in proc.stdout
     assert not (tmp_path / "out").exists()       # the bench writes no run directory
+    # every slot of the 2 generations timed, and the generation predicted from them
+    assert len(r["slot_seconds"]) >= 2 * 10
+    assert all(r["predicted_generation_s_by_ranks"][n] > 0 for n in efficiency)
+
+
+def test_bench_starts_from_a_checkpoints_policy(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", noise_table={"size": 3_000_000},
+                       stop={"generations": 2})
+    assert run_mpi(1, str(cfg), "--out-dir", str(tmp_path / "run")).returncode == 0
+    out = tmp_path / "bench.json"
+    proc = run_mpi(2, "bench", str(cfg), "--generations", "1", "--json", str(out),
+                   "--no-keras", "--checkpoint", str(tmp_path / "run" / "checkpoint.h5"))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["generations"] == 1
+    other = write_config(tmp_path / "other.yaml", model={"hidden_dims": [4]})
+    wrong = run_mpi(2, "bench", str(other), "--checkpoint", str(tmp_path / "run" / "checkpoint.h5"))
+    assert wrong.returncode == 2 and wrong.stderr.count("this config's policy has") == 1
 
 
 def test_fast_gradient_matches_the_plain_sum():
@@ -60,7 +78,7 @@ def test_fast_gradient_matches_the_plain_sum():
     dim, n = 1234, 1100                           # more rows than one batch
     idx = rng.integers(0, table.size - dim, n)
     weights = rng.normal(size=n).astype(np.float32)
-    got = gradient.weighted_noise_sum(weights, idx, lambda i: table[i:i + dim], dim)
+    got = gradient.weighted_noise_sum(weights, idx, noise.BlockNoise(table, 0, dim), dim)
     expected = sum(np.float64(w) * table[i:i + dim].astype(np.float64) for w, i in zip(weights, idx))
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
 

@@ -39,7 +39,7 @@ def test_gradient_is_weighted_noise_sum_over_episodes():
     dim = 7
     idx = np.array([3, 100, 500])
     processed = np.array([[0.5, -0.5], [0.1, 0.2], [-0.3, 0.0]], dtype=np.float32)
-    g = gradient.es_gradient(processed, idx, lambda i: table[i:i + dim], dim)
+    g = gradient.es_gradient(processed, idx, noise.BlockNoise(table, 0, dim), dim)
     expected = sum(w * table[i:i + dim] for w, i in zip([1.0, -0.1, -0.3], idx)) / 6
     np.testing.assert_allclose(g, expected, rtol=1e-5, atol=1e-7)
 
@@ -59,7 +59,7 @@ def test_es_converges_on_quadratic():
         f = lambda x: -np.sum((x - optimum) ** 2, axis=-1)  # noqa: E731
         returns = np.stack([f(theta + sigma * eps), f(theta - sigma * eps)], axis=1)
         shaped = shaping.shape_returns(returns, returns, fitness_shaping=True, mode="centered_rank")
-        g = gradient.es_gradient(shaped, idx, lambda i: table.get(i, dim), dim)
+        g = gradient.es_gradient(shaped, idx, table.block(0, dim), dim)
         theta = openai_es.update_theta(theta, g, optimizer=optimizer, state=state,
                                        learning_rate=0.0, noise_stdev=sigma, l2coeff=0.0,
                                        weight_decay=False)
@@ -134,3 +134,32 @@ def test_running_stat_prior_and_std_floor():
     assert np.all(stat.std >= 0.1 - 1e-12)
     with pytest.raises(TypeError):
         obstat.RunningStat.initial()
+
+
+def sequential_sum(weights, idx, table, lo, dim):
+    """The reference: every product rounded to float32, added slot by slot from zero."""
+    total = np.zeros(dim, np.float32)
+    for w, i in zip(np.asarray(weights, np.float32), idx):
+        total = total + np.float32(w) * table[lo + i:lo + i + dim]
+    return total
+
+
+@pytest.mark.parametrize("batch_below", [0, 10**9], ids=["sliced", "batched"])
+def test_weighted_noise_sum_is_the_sequential_float32_sum_for_any_block(monkeypatch, batch_below):
+    monkeypatch.setattr(gradient, "BATCH_BELOW", batch_below)
+    monkeypatch.setattr(gradient, "BATCH_ELEMENTS", 500)      # many small batches
+    table = noise.build_serial(20_000, 4)
+    rng = np.random.default_rng(1)
+    n, params = 301, 97
+    idx = rng.integers(0, table.size - params, n)
+    weights = rng.normal(size=n).astype(np.float32)
+    weights[:2] = [0.0, -0.0]                  # zero products first: the sign of zero too
+    whole = gradient.weighted_noise_sum(weights, idx, noise.BlockNoise(table, 0, params), params)
+    np.testing.assert_array_equal(whole.view(np.int32),
+                                  sequential_sum(weights, idx, table, 0, params).view(np.int32))
+    for cut in (1, 13, 70):                    # any partition into blocks: the same bits
+        lo = gradient.weighted_noise_sum(weights, idx, noise.BlockNoise(table, 0, cut), cut)
+        hi = gradient.weighted_noise_sum(weights, idx, noise.BlockNoise(table, cut, params - cut),
+                                         params - cut)
+        np.testing.assert_array_equal(np.concatenate([lo, hi]).view(np.int32),
+                                      whole.view(np.int32))

@@ -93,7 +93,7 @@ class ARS(Algorithm):
             return np.zeros(spec.num_params, np.float32)
         return spec.init_theta(rng)
 
-    def update_block(self, returns, data, theta_block, noise_slice, state):
+    def update_block(self, returns, data, theta_block, noise, state):
         s = self.settings
         b = s.top_directions if s.version.endswith("_t") else returns.shape[0]
         chosen = top_directions(returns, b)
@@ -103,7 +103,7 @@ class ARS(Algorithm):
         if sigma_r == 0.0:           # all returns equal: no direction is better, no step
             return theta_block.copy(), extras
         weights = (used[:, 0] - used[:, 1]).astype(np.float32)
-        total = weighted_noise_sum(weights, data.noise_indices[chosen], noise_slice,
+        total = weighted_noise_sum(weights, data.noise_indices[chosen], noise,
                                    theta_block.size)
         step = np.float32(self.settings.step_size / (b * sigma_r)) * total
         return (theta_block + step).astype(np.float32), extras

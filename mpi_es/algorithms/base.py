@@ -19,14 +19,13 @@ a distributed linear-algebra step) does; see the developer guide.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
+from ..core.noise import BlockNoise
 from ..core.optimizers import NO_STATE, ParamState, StateLayout
 from ..fields import Section
-
-NoiseSlice = Callable[[int], np.ndarray]
 
 
 class Algorithm:
@@ -84,14 +83,14 @@ class Algorithm:
 
     # --- tell ---------------------------------------------------------------------------
     def update_block(self, returns: np.ndarray, data, theta_block: np.ndarray,
-                     noise_slice: NoiseSlice, state: ParamState
+                     noise: BlockNoise, state: ParamState
                      ) -> tuple[np.ndarray, dict[str, float]]:
         """This rank's new block of theta and extra log columns.
 
         `returns` are the training returns (slots x episodes, reward_shift applied), `data`
-        the generation's GenerationData, `noise_slice(i)` this rank's block of the noise
-        vector at table index i, `state` the block of the per-parameter state (update it in
-        place)."""
+        the generation's GenerationData, `noise(i)` this rank's block of the noise vector at
+        table index i (`noise.rows(indices)`: many at once), `state` the block of the
+        per-parameter state (update it in place)."""
         raise NotImplementedError
 
 

@@ -50,12 +50,12 @@ class OpenAIES(Algorithm):
     def layout(self) -> StateLayout:
         return NO_STATE if self.optimizer is None else self.optimizer.layout
 
-    def update_block(self, returns, data, theta_block, noise_slice, state):
+    def update_block(self, returns, data, theta_block, noise, state):
         cfg = self.cfg
         processed = shape_returns(returns, data.signreturns,
                                   fitness_shaping=cfg.optimizations.fitness_shaping,
                                   mode=cfg.return_proc_mode)
-        g = es_gradient(processed, data.noise_indices, noise_slice, theta_block.size)
+        g = es_gradient(processed, data.noise_indices, noise, theta_block.size)
         new_block = update_theta(
             theta_block, g, optimizer=self.optimizer, state=state,
             learning_rate=cfg.learning_rate, noise_stdev=cfg.noise_stdev, l2coeff=cfg.l2coeff,

@@ -1,15 +1,19 @@
 """`python -m mpi_es bench CONFIG`: where the time goes, measured in one run under mpiexec."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
 import numpy as np
 
 from ..config import Config
+from ..core.state import TrainState
+from ..errors import ConfigError
+from ..rundir import checkpoint
 from ..core import noise, slots
 from ..distributed.memory import mapping_of
-from ..distributed.world import World
+from ..distributed.world import World, mpi_library
 from ..rundir.outputs import Outputs
 from ..training.loop import Trainer
 from ..training.rollout import run_episode
@@ -132,25 +136,27 @@ def claim_seconds(world: World, claims: int = 200) -> float:
 def scaling_figures(cfg: Config, setup: Setup, table: noise.NoiseTable, slot_seconds: list,
                     claim_s: float, latency_s: float, bytes_per_s: float) -> dict:
     """Update per rank at 1/64/1440 ranks (synthetic 10,000 x 100,000) and this job's predicted
-    generation efficiency at 64/256/1440 ranks."""
+    generation time and efficiency at 64/256/1440 ranks."""
     by_ranks = {str(r): scaling.update_seconds_per_rank(r) for r in SCALE_RANKS}
     params, slots_per_gen = setup.spec.num_params, cfg.train_slots
-    row_bytes = 8 * (4 + 3 * cfg.episodes_per_slot)
-    efficiency = {}
+    predictions = {}
     for ranks in PREDICT_RANKS:
         update_s = scaling.update_seconds_per_rank(
             ranks, episodes=cfg.population_size, params=params, table=table.noise)
-        comm_s = scaling.allgather_seconds(ranks, slots_per_gen * row_bytes + 12 * params,
-                                           latency_s=latency_s, bytes_per_s=bytes_per_s)
-        efficiency[str(ranks)] = scaling.predicted_efficiency(
+        comm_s = scaling.allgather_seconds(
+            ranks, scaling.generation_bytes(slots_per_gen, cfg.episodes_per_slot, params),
+            latency_s=latency_s, bytes_per_s=bytes_per_s)
+        predictions[str(ranks)] = scaling.predict_generation(
             np.asarray(slot_seconds), slots=slots_per_gen, ranks=ranks, claim_s=claim_s,
             update_s=update_s, comm_s=comm_s)
     return {"update_s_per_rank_by_ranks": by_ranks, "update_s_at_scale": by_ranks["1"],
-            "predicted_efficiency_by_ranks": efficiency, "claim_s": claim_s,
-            "allgather_latency_s": latency_s,
+            "predicted_efficiency_by_ranks": {n: p.efficiency for n, p in predictions.items()},
+            "predicted_generation_s_by_ranks": {n: p.seconds for n, p in predictions.items()},
+            "claim_s": claim_s, "allgather_latency_s": latency_s,
             "allgather_bytes_per_s": bytes_per_s if np.isfinite(bytes_per_s) else None,
             "slot_seconds_mean": float(np.mean(slot_seconds)),
-            "slot_seconds_cv": float(np.std(slot_seconds) / np.mean(slot_seconds))}
+            "slot_seconds_cv": float(np.std(slot_seconds) / np.mean(slot_seconds)),
+            "slot_seconds": [round(float(t), 6) for t in slot_seconds]}
 
 
 def generation_fractions(rows: list[dict], ranks: int) -> dict:
@@ -172,9 +178,24 @@ def generation_fractions(rows: list[dict], ranks: int) -> dict:
     }
 
 
+def start_state(cfg: Config, setup: Setup, path: str | None) -> TrainState:
+    """The state the bench's generations start from: the config's initial one, or the policy
+    (theta and observation statistics) of a checkpoint, to time the episodes a trained policy
+    plays. ConfigError when its policy is not this config's."""
+    state = initial_state(cfg, setup.spec)
+    if path is None:
+        return state
+    loaded = checkpoint.load(path).state
+    if loaded.theta.size != setup.spec.num_params:
+        raise ConfigError(f"--checkpoint {path}: /theta has {loaded.theta.size} parameters, "
+                          f"this config's policy has {setup.spec.num_params}")
+    return dataclasses.replace(state, theta=loaded.theta, obstat=loaded.obstat)
+
+
 def run(cfg: Config, world: World, setup: Setup, *, generations: int,
-        keras: bool = True) -> dict | None:
-    """Every rank takes part; rank 0 returns the figures, the others None."""
+        keras: bool = True, state: TrainState | None = None) -> dict | None:
+    """Every rank takes part; rank 0 returns the figures, the others None. `state`: where the
+    generations start (default the config's initial state)."""
     world.barrier()
     start = time.perf_counter()
     table = build_noise_table(world, cfg)
@@ -186,7 +207,7 @@ def run(cfg: Config, world: World, setup: Setup, *, generations: int,
 
     raw_before, obs = raw_env_steps_per_s(setup.env, RAW_SECONDS, seed=world.rank)
 
-    state = initial_state(cfg, setup.spec)
+    state = state or initial_state(cfg, setup.spec)
     policy = setup.policy(state.theta, state.obstat)
     forward = policy_forward_us(policy, obs)
 
@@ -213,6 +234,7 @@ def run(cfg: Config, world: World, setup: Setup, *, generations: int,
         return None
     result = {
         "env_id": cfg.env_id, "ranks": world.size, "num_params": setup.spec.num_params,
+        "mpi_library": mpi_library(),
         "population_size": cfg.population_size, "generations": generations,
         "raw_env_steps_per_s": raw_per_rank,
         "raw_replay_env_steps_per_s": raw_replay, "es_replay_env_steps_per_s": es_replay,
@@ -256,8 +278,10 @@ def format_table(r: dict) -> str:
         f"  slot claim {r['claim_s'] * 1e6:.1f} us; allgather latency "
         f"{r['allgather_latency_s'] * 1e6:.1f} us; slot time mean "
         f"{r['slot_seconds_mean']:.3f} s (cv {r['slot_seconds_cv']:.2f})",
-        "  predicted generation efficiency: "
-        + ", ".join(f"{e:.1%} at {n} ranks" for n, e in r["predicted_efficiency_by_ranks"].items()),
+        "  predicted generation: "
+        + ", ".join(f"{r['predicted_generation_s_by_ranks'][n]:.2f} s ({e:.1%} efficiency) at "
+                    f"{n} ranks" for n, e in r["predicted_efficiency_by_ranks"].items()),
+        f"  MPI: {r['mpi_library']}",
     ]
     return "\n".join(lines)
 

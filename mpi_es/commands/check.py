@@ -5,15 +5,21 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..config import Config
+from ..core import noise
 from ..envs import resolve_env_id
 from ..rundir import checkpoint, runlock
 from ..rundir.outputs import duration
 from ..training.rollout import run_episode
 from ..training.setup import Setup, initial_state
+from . import scaling
 
 
-def describe(cfg: Config, setup: Setup, world_size: int) -> str:
+def describe(cfg: Config, setup: Setup, world_size: int, ranks: int | None = None) -> str:
+    """What a job would do; `ranks`: the launch size to predict for (default this launch's)."""
+    ranks = ranks or world_size
     spec = setup.spec
     gym_id, note = resolve_env_id(cfg.env_id)
     expected_eval = cfg.eval_prob * cfg.train_slots
@@ -33,15 +39,12 @@ def describe(cfg: Config, setup: Setup, world_size: int) -> str:
         f"episodes/gen:       {cfg.population_size} training ({cfg.train_slots} noise vectors) "
         f"+ {expected_eval:.2f} evaluation on average",
         f"timesteps/gen:      at most {(cfg.population_size + expected_eval) * setup.limit:.0f}",
-        f"ranks (this launch): {world_size}; about {cfg.train_slots / world_size:.1f} "
-        f"noise vectors per rank per generation",
+        f"ranks:              {ranks}{'' if ranks != world_size else ' (this launch)'}; about "
+        f"{cfg.train_slots / ranks:.1f} noise vectors per rank per generation",
         f"out_dir:            {cfg.out_dir} ({out_dir_status(cfg)})",
-        cost_line(cfg, setup, world_size),
     ]
-    warning = cfg.idle_ranks_warning(world_size)
-    if warning:
-        lines.append(warning)
-    return "\n".join(lines)
+    step_s = seconds_per_step(cfg, setup)
+    return "\n".join(lines + scale_lines(cfg, setup, ranks, step_s))
 
 
 def seconds_per_step(cfg: Config, setup: Setup, seconds: float = 1.0) -> float:
@@ -56,12 +59,9 @@ def seconds_per_step(cfg: Config, setup: Setup, seconds: float = 1.0) -> float:
     return (time.perf_counter() - start) / max(steps, 1)
 
 
-def cost_line(cfg: Config, setup: Setup, ranks: int) -> str:
-    """An upper estimate of a generation's wall time on `ranks` ranks: every episode at the
-    env's limit (a fresh policy often ends sooner; a trained one often goes the distance)."""
-    step = seconds_per_step(cfg, setup)
-    episodes = cfg.population_size + cfg.eval_prob * cfg.train_slots
-    per_gen = episodes * setup.limit * step / ranks
+def cost_line(cfg: Config, ranks: int, step: float, per_gen: float) -> str:
+    """What the run costs at `per_gen` seconds a generation (every episode at the env's limit:
+    a fresh policy often ends sooner, a trained one often goes the distance)."""
     line = (f"estimated cost:     {step * 1e6:.0f} us per step here; at most {per_gen:.1f} s "
             f"per generation on {ranks} rank{'s' if ranks != 1 else ''}")
     if cfg.stop.generations:
@@ -97,3 +97,52 @@ def out_dir_status(cfg: Config) -> str:
     if out.exists() and any(p.name != runlock.LOCK_NAME for p in out.iterdir()):
         return "exists, no checkpoint: a run would start fresh"
     return "new run"
+
+
+# Slots a rank needs for the shared counter to even out episodes of unequal length: bench's
+# model on measured Ant-v5 episodes predicts >= 90% from about this many on (docs/scaling.md).
+SLOTS_PER_RANK = 8
+
+
+def prediction(cfg: Config, params: int, ranks: int, slot_s: float,
+               population: int | None = None) -> scaling.Prediction:
+    """The scaling model for `ranks` ranks, every slot taking `slot_s`, the interconnect as
+    scaling's defaults, the update timed here."""
+    population = population or cfg.population_size
+    slots = population // cfg.episodes_per_slot
+    table = noise.build_serial(max(4 * params, 1 << 20), 0)
+    update_s = scaling.update_seconds_per_rank(ranks, episodes=population, params=params,
+                                               table=table)
+    comm_s = scaling.allgather_seconds(
+        ranks, scaling.generation_bytes(slots, cfg.episodes_per_slot, params),
+        latency_s=scaling.DEFAULT_LATENCY_S, bytes_per_s=scaling.DEFAULT_BYTES_PER_S)
+    return scaling.predict_generation(np.array([slot_s]), slots=slots, ranks=ranks, claim_s=0.0,
+                                      update_s=update_s, comm_s=comm_s, trials=1)
+
+
+def scale_lines(cfg: Config, setup: Setup, ranks: int, step_s: float) -> list[str]:
+    """The predicted generation at `ranks` ranks, and a warning with a population that keeps
+    them busy when this one cannot."""
+    slot_s = cfg.episodes_per_slot * setup.limit * step_s
+    params = setup.spec.num_params
+    here = prediction(cfg, params, ranks, slot_s)
+    lines = [cost_line(cfg, ranks, step_s, here.seconds),
+             f"predicted:          {here.seconds:.2f} s per generation on {ranks} rank"
+             f"{'s' if ranks != 1 else ''}, {here.efficiency:.0%} efficiency (every episode at "
+             f"the limit; interconnect {scaling.DEFAULT_LATENCY_S * 1e6:.0f} us, "
+             f"{scaling.DEFAULT_BYTES_PER_S / 1e9:.0f} GB/s; `bench` measures a launch)"]
+    slots = cfg.train_slots
+    if ranks > 1 and (slots < SLOTS_PER_RANK * ranks or here.efficiency < 0.9):
+        wanted = SLOTS_PER_RANK * ranks * cfg.episodes_per_slot
+        better = prediction(cfg, params, ranks, slot_s, wanted)
+        lines.append(f"warning: population_size {cfg.population_size} gives {slots} noise "
+                     f"vector{'s' if slots != 1 else ''} for {ranks} ranks "
+                     f"({slots / ranks:.1f} per rank): "
+                     + (f"{ranks - slots} ranks idle the whole generation, "
+                        if slots < ranks else "")
+                     + f"{here.efficiency:.0%} efficiency even if every episode took as long, "
+                     f"less when they differ. A population of at least {wanted} "
+                     f"({SLOTS_PER_RANK} noise vectors per rank) keeps {ranks} ranks busy "
+                     f"({better.efficiency:.0%} predicted, {better.seconds:.1f} s per "
+                     f"generation).")
+    return lines

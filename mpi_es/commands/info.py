@@ -19,7 +19,8 @@ def describe(path: str, allow_import: list[str] = ()) -> str:
         f"obstat count:      {state.obstat.count:g}",
         f"format_version:    {attrs['format_version']}",
     ]
-    for key in ("mpi_es_version", "numpy_version", "gymnasium_version", "mujoco_version"):
+    for key in ("mpi_es_version", "numpy_version", "gymnasium_version", "mujoco_version",
+                "mpi_version"):
         lines.append(f"{key + ':':<19}{attrs.get(key, 'unknown')}")
     lines.append("config:")
     lines.extend("  " + line for line in str(attrs["config"]).rstrip().splitlines())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import heapq
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,9 +23,10 @@ SCALE_EPISODES, SCALE_PARAMS = 10_000, 100_000
 
 def update_seconds_per_rank(ranks: int, *, episodes: int = SCALE_EPISODES,
                             params: int = SCALE_PARAMS, table_size: int = 20_000_000,
-                            table: np.ndarray | None = None) -> float:
+                            table: np.ndarray | None = None, repeats: int = 3) -> float:
     """One rank's share of the update at `ranks` ranks: shaping all returns, the gradient of its
-    block of params over every episode, and Adam on that block (the largest block is timed)."""
+    block of params over every episode, and Adam on that block (the largest block is timed;
+    the fastest of `repeats`, as other work on a shared machine only ever adds time)."""
     rng = np.random.default_rng(0)
     table = noise.build_serial(table_size, 0) if table is None else table
     block = int(block_counts(params, ranks)[0])
@@ -34,12 +36,15 @@ def update_seconds_per_rank(ranks: int, *, episodes: int = SCALE_EPISODES,
     theta = np.zeros(block, np.float32)
     optimizer = Adam(stepsize=0.01)
     state = optimizer.layout.initial(block)
-    start = time.perf_counter()
-    shaped = shape_returns(returns, returns, fitness_shaping=True, mode="centered_rank")
-    g = es_gradient(shaped, indices, lambda i: table[i:i + block], block)
-    update_theta(theta, g, optimizer=optimizer, state=state, learning_rate=0.0,
-                 noise_stdev=0.02, l2coeff=0.005, weight_decay=True)
-    return time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        shaped = shape_returns(returns, returns, fitness_shaping=True, mode="centered_rank")
+        g = es_gradient(shaped, indices, noise.BlockNoise(table, 0, block), block)
+        update_theta(theta, g, optimizer=optimizer, state=state, learning_rate=0.0,
+                     noise_stdev=0.02, l2coeff=0.005, weight_decay=True)
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def makespan(slot_seconds: np.ndarray, ranks: int, claim_s: float) -> float:
@@ -60,16 +65,40 @@ def allgather_seconds(ranks: int, nbytes: float, *, latency_s: float,
     return math.ceil(math.log2(ranks)) * latency_s + nbytes * (ranks - 1) / ranks / bytes_per_s
 
 
-def predicted_efficiency(slot_seconds: np.ndarray, *, slots: int, ranks: int, claim_s: float,
-                         update_s: float, comm_s: float, seed: int = 0,
-                         trials: int = 20) -> float:
-    """Useful work / (ranks x generation time), averaged over generations whose slot times are
-    drawn from the measured ones: 1.0 is perfect, lost time is idling at the end of the
-    generation, claiming, the update and communication."""
+@dataclass(frozen=True)
+class Prediction:
+    seconds: float         # mean wall time of a generation
+    efficiency: float      # useful episode time / (ranks x generation time)
+
+
+# What `check --ranks` assumes of the interconnect when it has no launch to measure: a
+# latency and bandwidth of the order of a cluster fabric's (bench measures the real ones).
+DEFAULT_LATENCY_S = 20e-6
+DEFAULT_BYTES_PER_S = 1e9
+
+
+def generation_bytes(slots: int, episodes_per_slot: int, params: int) -> int:
+    """What a generation's allgathers move, per rank: the slot rows and theta's blocks (with
+    the optimizer state gathered for rank 0's checkpoint)."""
+    return slots * 8 * (4 + 3 * episodes_per_slot) + 12 * params
+
+
+def predict_generation(slot_seconds: np.ndarray, *, slots: int, ranks: int, claim_s: float,
+                       update_s: float, comm_s: float, seed: int = 0,
+                       trials: int = 20) -> Prediction:
+    """A generation of `slots` slots on `ranks` ranks, averaged over generations whose slot
+    times are drawn from `slot_seconds`: the slots handed out the way the shared counter does,
+    then the update and the communication. Efficiency 1.0 is perfect; the rest is idling at
+    the end of the generation, claiming, the update and communication."""
     rng = np.random.default_rng(seed)
-    values = []
+    walls, values = [], []
     for _ in range(trials):
-        draw = rng.choice(slot_seconds, size=slots, replace=True)
+        draw = rng.choice(np.asarray(slot_seconds, dtype=float), size=slots, replace=True)
         wall = makespan(draw, ranks, claim_s) + update_s + comm_s
+        walls.append(wall)
         values.append(float(draw.sum()) / (ranks * wall))
-    return float(np.mean(values))
+    return Prediction(float(np.mean(walls)), float(np.mean(values)))
+
+
+def predicted_efficiency(slot_seconds: np.ndarray, **kwargs) -> float:
+    return predict_generation(slot_seconds, **kwargs).efficiency

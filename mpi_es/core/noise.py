@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Iterable
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 CHUNK_ENTRIES = 1 << 22  # 16 MiB of float32 per chunk
 
@@ -46,3 +47,22 @@ class NoiseTable:
 
     def sample_index(self, rng: np.random.Generator, dim: int) -> int:
         return int(rng.integers(0, self.size - dim + 1))
+
+    def block(self, lo: int, size: int) -> "BlockNoise":
+        """Elements [lo, lo + size) of every noise vector: one rank's block of them."""
+        return BlockNoise(self.noise, lo, size)
+
+
+class BlockNoise:
+    """The block [lo, lo + size) of the noise vector that starts at table index i: `self(i)`
+    for one, `rows(indices)` for many at once (a copy, one row per index)."""
+
+    def __init__(self, table: np.ndarray, lo: int, size: int):
+        self.table, self.lo, self.size = table, lo, size
+
+    def __call__(self, index: int) -> np.ndarray:
+        start = self.lo + index
+        return self.table[start:start + self.size]
+
+    def rows(self, indices: np.ndarray) -> np.ndarray:
+        return sliding_window_view(self.table[self.lo:], self.size)[indices]

@@ -18,6 +18,12 @@ def _mpi():
     return MPI
 
 
+def mpi_library() -> str:
+    """The MPI library this process runs on, e.g. 'MPICH Version: 5.0.2' or 'Open MPI v5.0.8'."""
+    line = _mpi().Get_library_version().strip().splitlines()[0]
+    return " ".join(line.replace("\t", " ").split()).rstrip(",")
+
+
 class World:
     ROOT = 0
 

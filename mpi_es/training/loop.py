@@ -169,7 +169,7 @@ class Trainer:
             returns = returns - cfg.reward_shift * data.lengths
         new_block, extras = self.algorithm.update_block(
             returns, data, state.theta[blocks.lo:blocks.hi],
-            lambda i: self.table.get(i + blocks.lo, blocks.size), state.param_state)
+            self.table.block(blocks.lo, blocks.size), state.param_state)
         problem = non_finite(new_block, state.param_state, generation=state.generation + 1)
         t_update = time.perf_counter() - t0
         first = world.first_error(problem)
