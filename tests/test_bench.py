@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import run_mpi, write_config
-from mpi_es.core import gradient, noise, obstat, optimizers, shaping
+from mpi_es.core import gradient, noise
 from mpi_es.commands import scaling
-from mpi_es.algorithms import openai_es
 
 pytestmark = pytest.mark.mpi
 
