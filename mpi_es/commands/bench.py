@@ -134,13 +134,14 @@ def claim_seconds(world: World, claims: int = 200) -> float:
 
 
 def scaling_figures(cfg: Config, setup: Setup, table: noise.NoiseTable, slot_seconds: list,
-                    claim_s: float, latency_s: float, bytes_per_s: float) -> dict:
+                    claim_s: float, latency_s: float, bytes_per_s: float,
+                    launch: int = 1) -> dict:
     """Update per rank at 1/64/1440 ranks (synthetic 10,000 x 100,000) and this job's predicted
     generation time and efficiency at 64/256/1440 ranks."""
     by_ranks = {str(r): scaling.update_seconds_per_rank(r) for r in SCALE_RANKS}
     params, slots_per_gen = setup.spec.num_params, cfg.train_slots
     predictions = {}
-    for ranks in PREDICT_RANKS:
+    for ranks in (launch, *PREDICT_RANKS):
         update_s = scaling.update_seconds_per_rank(
             ranks, episodes=cfg.population_size, params=params, table=table.noise)
         comm_s = scaling.allgather_seconds(
@@ -150,8 +151,12 @@ def scaling_figures(cfg: Config, setup: Setup, table: noise.NoiseTable, slot_sec
             np.asarray(slot_seconds), slots=slots_per_gen, ranks=ranks, claim_s=claim_s,
             update_s=update_s, comm_s=comm_s)
     return {"update_s_per_rank_by_ranks": by_ranks, "update_s_at_scale": by_ranks["1"],
-            "predicted_efficiency_by_ranks": {n: p.efficiency for n, p in predictions.items()},
-            "predicted_generation_s_by_ranks": {n: p.seconds for n, p in predictions.items()},
+            "predicted_efficiency_by_ranks": {str(n): predictions[str(n)].efficiency
+                                              for n in PREDICT_RANKS},
+            "predicted_generation_s_by_ranks": {str(n): predictions[str(n)].seconds
+                                                for n in PREDICT_RANKS},
+            # the model's generation for this very launch, against gen_time_s measured
+            "predicted_generation_s_at_launch": predictions[str(launch)].seconds,
             "claim_s": claim_s, "allgather_latency_s": latency_s,
             "allgather_bytes_per_s": bytes_per_s if np.isfinite(bytes_per_s) else None,
             "slot_seconds_mean": float(np.mean(slot_seconds)),
@@ -175,6 +180,7 @@ def generation_fractions(rows: list[dict], ranks: int) -> dict:
         "es_env_steps_per_s": float(steps.sum() / total / ranks),
         "rollout_frac": rollout_frac, "idle_frac": idle_frac, "update_frac": update_frac,
         "comm_frac": max(0.0, 1.0 - rollout_frac - idle_frac - update_frac),
+        "episode_length_mean": float(np.mean([r["GenLenMean"] for r in rows])),
     }
 
 
@@ -244,7 +250,8 @@ def run(cfg: Config, world: World, setup: Setup, *, generations: int,
                              if keras and cfg.model.network == "mlp" else None),
         "noise_build_s": build_s, "noise_table_bytes": table.size * 4,
         "noise_node_pss_bytes": int(node_pss),
-        **scaling_figures(cfg, setup, table, slot_seconds, claim_s, latency_s, bytes_per_s),
+        **scaling_figures(cfg, setup, table, slot_seconds, claim_s, latency_s, bytes_per_s,
+                          launch=world.size),
     }
     result["overhead"] = 1.0 - result["es_env_steps_per_s"] / raw_per_rank
     result["overhead_vs_replay"] = 1.0 - es_replay / raw_replay
@@ -281,6 +288,8 @@ def format_table(r: dict) -> str:
         "  predicted generation: "
         + ", ".join(f"{r['predicted_generation_s_by_ranks'][n]:.2f} s ({e:.1%} efficiency) at "
                     f"{n} ranks" for n, e in r["predicted_efficiency_by_ranks"].items()),
+        f"  model check: this launch's generation predicted "
+        f"{r['predicted_generation_s_at_launch']:.2f} s, measured {r['gen_time_s']:.2f} s",
         f"  MPI: {r['mpi_library']}",
     ]
     return "\n".join(lines)

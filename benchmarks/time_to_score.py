@@ -1,0 +1,225 @@
+#!/usr/bin/env python
+"""Wall-clock time to a score at scale, predicted: docs/scaling.md and docs/scaling.png.
+
+Learning per timestep does not depend on the rank count (runs are bit-identical for any), so a
+run's learning curve measured here, and the generation time the scaling model predicts at N
+ranks, give the wall-clock time to a return at N ranks:
+
+- steps and generations to the target: the first 10-episode noise-free check
+  (`stop.eval_return`, logged as TargetEvalMean) that reached it, per seed;
+- a generation at N ranks: `bench` plays one generation from the run's final checkpoint under
+  `mpiexec -n RANKS` and measures its slot times (cached as bench.json in the first seed's run
+  directory); the model (mpi_es.commands.scaling) hands those slots to N ranks the way the
+  shared counter does, then adds the update per rank at N and the allgathers at the measured
+  latency and bandwidth;
+- earlier generations played shorter or longer episodes than the final policy: each
+  generation's predicted time is scaled by its mean episode length (GenLenMean) over the
+  bench's.
+
+    python benchmarks/time_to_score.py --study population --target 3000
+    python benchmarks/time_to_score.py --runs "ARS Humanoid=runs/ars/humanoid/seed0,..." \\
+        --target 6000 --title "Humanoid-v5 to 6000"
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from paper_table import REPO, read_log
+
+RANKS = (64, 256, 1440)
+
+
+def first_reaching(rows: list[dict], target: float) -> tuple[int, int] | None:
+    """(timesteps, generation) at the first check whose mean reached the target."""
+    for row in rows:
+        value = row.get("TargetEvalMean") or ""
+        if value not in ("", "nan") and float(value) >= target:
+            return int(row["TimestepsSoFar"]), int(row["Generation"])
+    return None
+
+
+def best_check(rows: list[dict]) -> float | None:
+    values = [float(r["TargetEvalMean"]) for r in rows
+              if r.get("TargetEvalMean") not in ("", None, "nan")]
+    return max(values) if values else None
+
+
+def bench(run: Path, ranks: int) -> dict:
+    """bench.json of the run's final policy (made once, then read)."""
+    out = run / "bench.json"
+    if out.exists() and out.stat().st_mtime >= (run / "checkpoint.h5").stat().st_mtime:
+        return json.loads(out.read_text())
+    mpiexec = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    cmd = [mpiexec, "-n", str(ranks), sys.executable, "-m", "mpi_es", "bench",
+           str(run / "config.yaml"), "--checkpoint", str(run / "checkpoint.h5"),
+           "--generations", "1", "--no-keras", "--json", str(out),
+           "--set", f"out_dir={run / 'bench-scratch'}"]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    return json.loads(out.read_text())
+
+
+def predicted_seconds(config: dict, measured: dict, ranks: int) -> tuple[float, float]:
+    """(seconds, efficiency) of one generation of this config at `ranks` ranks."""
+    from mpi_es.commands import scaling
+    mirrored = config["optimizations"]["mirrored_sampling"]
+    per_slot = 2 if mirrored else 1
+    population = config["population_size"]
+    slots = population // per_slot
+    params = measured["num_params"]
+    update_s = scaling.update_seconds_per_rank(ranks, episodes=population, params=params)
+    comm_s = scaling.allgather_seconds(
+        ranks, scaling.generation_bytes(slots, per_slot, params),
+        latency_s=measured["allgather_latency_s"],
+        bytes_per_s=measured["allgather_bytes_per_s"] or scaling.DEFAULT_BYTES_PER_S)
+    p = scaling.predict_generation(measured["slot_seconds"], slots=slots, ranks=ranks,
+                                   claim_s=measured["claim_s"], update_s=update_s, comm_s=comm_s)
+    return p.seconds, p.efficiency
+
+
+def minutes_to(rows: list[dict], generation: int, per_gen_s: float, length_mean: float) -> float:
+    """Predicted wall-clock minutes through `generation`, each generation scaled by its own
+    mean episode length over the bench's."""
+    total = sum(per_gen_s * float(r["GenLenMean"]) / length_mean
+                for r in rows if int(r["Generation"]) <= generation)
+    return total / 60
+
+
+def analyse(label: str, runs: list[Path], target: float, bench_ranks: int) -> dict:
+    logs = {run: read_log(run) for run in runs if (run / "log.csv").exists()}
+    config = __import__("yaml").safe_load((runs[0] / "config.yaml").read_text())
+    measured = bench(runs[0], bench_ranks)
+    result = {"label": label, "population": config["population_size"],
+              "seeds": len(logs), "target": target, "per_seed": {}, "by_ranks": {}}
+    per_rank = {n: predicted_seconds(config, measured, n) for n in RANKS}
+    for run, rows in logs.items():
+        reached = first_reaching(rows, target)
+        seed = {"steps_run": int(rows[-1]["TimestepsSoFar"]), "best_check": best_check(rows),
+                "steps": reached[0] if reached else None,
+                "generations": reached[1] if reached else None,
+                "minutes": {str(n): minutes_to(rows, reached[1], per_rank[n][0],
+                                               measured["episode_length_mean"])
+                            for n in RANKS} if reached else None}
+        result["per_seed"][run.name] = seed
+    for n in RANKS:
+        times = [s["minutes"][str(n)] if s["minutes"] else float("inf")
+                 for s in result["per_seed"].values()]
+        result["by_ranks"][str(n)] = {"generation_s": per_rank[n][0],
+                                      "efficiency": per_rank[n][1],
+                                      "minutes_median": statistics.median(times) if times else None}
+    steps = [s["steps"] if s["steps"] is not None else float("inf")
+             for s in result["per_seed"].values()]
+    result["steps_median"] = statistics.median(steps) if steps else None
+    result["bench"] = {"ranks": measured["ranks"], "measured_generation_s": measured["gen_time_s"],
+                       "predicted_generation_s": measured.get("predicted_generation_s_at_launch"),
+                       "population_benched": measured["population_size"]}
+    return result
+
+
+def fmt(x: float | None, unit: str = "", digits: int = 1) -> str:
+    if x is None or x == float("inf"):
+        return "not reached"
+    return f"{x:.{digits}f}{unit}"
+
+
+def millions(steps: float | None) -> str:
+    return "not reached" if steps in (None, float("inf")) else f"{steps / 1e6:.2f}M"
+
+
+def minutes(x: float | None) -> str:
+    return "not reached" if x is None or x == float("inf") else f"{x:.3g}"
+
+
+def write_page(results: list[dict], target: float, title: str, docs: Path, command: str) -> None:
+    lines = [f"# {title}", "",
+             f"Made by `{command}`. Predicted wall-clock minutes for a run to reach a return of "
+             f"{target:g} (the first 10-episode noise-free check at or above it), at 64, 256 "
+             "and 1,440 ranks, from learning curves measured on this machine and the scaling "
+             "model's generation time (see the top of `benchmarks/time_to_score.py` for how). "
+             "Medians over seeds; a seed that did not reach the target counts as not reached.",
+             "",
+             "| configuration | population | seeds | steps to it (median) | "
+             + " | ".join(f"minutes at {n} ranks (efficiency)" for n in RANKS) + " |",
+             "|---|---|---|---|" + "---|" * len(RANKS)]
+    for r in results:
+        lines.append(f"| {r['label']} | {r['population']} | {r['seeds']} | "
+                     f"{millions(r['steps_median'])} | "
+                     + " | ".join(f"{minutes(r['by_ranks'][str(n)]['minutes_median'])} "
+                                  f"({r['by_ranks'][str(n)]['efficiency']:.0%})" for n in RANKS)
+                     + " |")
+    lines += ["", "Per seed (steps to the target, best check, steps run):", ""]
+    for r in results:
+        for seed, s in r["per_seed"].items():
+            lines.append(f"- {r['label']} {seed}: {millions(s['steps'])}"
+                         f", best check {fmt(s['best_check'])}, {s['steps_run'] / 1e6:.2f}M steps run")
+    lines += ["", "The model against the measurement (the bench of each configuration's final "
+              "policy, on this machine):", ""]
+    for r in results:
+        b = r["bench"]
+        lines.append(f"- {r['label']}: one generation of population {b['population_benched']} on "
+                     f"{b['ranks']} ranks measured {b['measured_generation_s']:.2f} s, predicted "
+                     f"{fmt(b['predicted_generation_s'], ' s', 2)}")
+    lines += ["", "![predicted minutes to the target against ranks](scaling.png)", ""]
+    (docs / "scaling.md").write_text("\n".join(lines))
+    plot(results, target, docs / "scaling.png")
+
+
+def plot(results: list[dict], target: float, out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in results:
+        ys = [r["by_ranks"][str(n)]["minutes_median"] for n in RANKS]
+        if all(y not in (None, float("inf")) for y in ys):
+            ax.plot(RANKS, ys, marker="o", label=f"{r['label']} (population {r['population']})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("ranks")
+    ax.set_ylabel(f"predicted minutes to {target:g}")
+    ax.set_xticks(RANKS, [str(n) for n in RANKS])
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", type=float, required=True)
+    parser.add_argument("--study", choices=["population"],
+                        help="the Ant-v5 population study of benchmarks/population_study.py")
+    parser.add_argument("--root", type=Path, default=REPO / "runs" / "population")
+    parser.add_argument("--runs", action="append", default=[], metavar="LABEL=DIR[,DIR...]",
+                        help="a configuration and its seeds' run directories (repeatable)")
+    parser.add_argument("--bench-ranks", type=int, default=2)
+    parser.add_argument("--title", default="Time to a score at scale")
+    parser.add_argument("--docs", type=Path, default=REPO / "docs")
+    args = parser.parse_args()
+    configs: list[tuple[str, list[Path]]] = []
+    if args.study == "population":
+        from population_study import CANDIDATES
+        for name in CANDIDATES:
+            seeds = sorted((args.root / name).glob("seed*/"))
+            if seeds:
+                configs.append((name, seeds))
+    for item in args.runs:
+        label, _, dirs = item.partition("=")
+        configs.append((label, [Path(d) for d in dirs.split(",")]))
+    if not configs:
+        parser.error("nothing to analyse: give --study or --runs")
+    results = [analyse(label, runs, args.target, args.bench_ranks) for label, runs in configs]
+    command = "python benchmarks/time_to_score.py " + " ".join(sys.argv[1:])
+    write_page(results, args.target, args.title, args.docs, command)
+    print(json.dumps(results, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
