@@ -46,7 +46,8 @@ SUITES = {
                       "Hopper": ("hopper", 3120.0, None),
                       "HalfCheetah": ("halfcheetah", 3430.0, None),
                       "Walker2d": ("walker2d", 4390.0, None),
-                      "Ant": ("ant", 3580.0, None)}},
+                      "Ant": ("ant", 3580.0, None),
+                      "Humanoid": ("humanoid", 6000.0, None)}},
 }
 
 

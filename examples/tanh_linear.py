@@ -53,8 +53,7 @@ class TanhLinearSpec:
 class TanhLinearPolicy:
     def __init__(self, spec: TanhLinearSpec, theta: np.ndarray, obstat=None):
         self.spec = spec
-        self.mean = None if obstat is None else obstat.mean
-        self.std = None if obstat is None else obstat.std
+        self.set_obstat(obstat)
         self.set_theta(theta)
 
     def set_theta(self, theta: np.ndarray) -> None:
@@ -62,8 +61,10 @@ class TanhLinearPolicy:
         self.w = theta[:n * k].reshape(n, k)
         self.b = theta[n * k:]
 
-    def set_obstat(self, ob_mean, ob_std) -> None:
-        self.mean, self.std = ob_mean, ob_std
+    def set_obstat(self, obstat) -> None:
+        """obstat: the run's observation statistics (mean, std), or None."""
+        self.mean = None if obstat is None else obstat.mean
+        self.std = None if obstat is None else obstat.std
 
     def act(self, ob: np.ndarray) -> np.ndarray:
         x = ob if self.mean is None else np.clip((ob - self.mean) / self.std, -5, 5)

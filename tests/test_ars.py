@@ -81,6 +81,11 @@ def test_ars_config_derives_the_shared_keys_and_refuses_meaningless_ones():
     assert not cfg.optimizations.observation_normalization          # v1: raw observations
     v2 = config.validate({"env_id": "Hopper-v5", "algorithm": "ars"})
     assert v2.optimizations.observation_normalization and v2.calc_obstat_prob == 1.0
+    # the published method by default: M x on the ARS code's filter; the older variant on request
+    assert not v2.model.bias and v2.model.obs_filter == "ars" and v2.model.hidden_dims == []
+    variant = config.validate({"env_id": "Hopper-v5", "algorithm": "ars",
+                               "model": {"bias": True, "obs_filter": "es"}})
+    assert variant.model.bias and variant.model.obs_filter == "es"
     net = config.validate({"env_id": "Hopper-v5", "algorithm": "ars",
                            "model": {"hidden_dims": [32]}})
     assert net.model.hidden_dims == [32]

@@ -99,8 +99,8 @@ def test_pong_is_bit_identical_for_1_2_3_ranks_resumes_and_evaluates(tmp_path):
 @pytest.mark.mpi
 def test_pong_without_vbn_trains_on_2_ranks(tmp_path):
     cfg = tiny_pong(tmp_path / "c.yaml", model={"network": "cnn", "vbn": False,
-                                                 "hidden_dims": None, "ac_noise_std": None,
-                                                 "vbn_batch": None})
+                                                "hidden_dims": None, "ac_noise_std": None,
+                                                "vbn_batch": None})
     proc = run_mpi(2, str(cfg), "--out-dir", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
     assert "677686 parameters" in proc.stdout        # biases instead of VBN's gamma and beta

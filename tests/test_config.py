@@ -138,7 +138,7 @@ def test_population_too_small_for_the_ranks_is_warned_with_a_suggestion():
     assert cfg.idle_ranks_warning(75) is None
     assert "wait on each other" in cfg.idle_ranks_warning(100)
     single = config.validate({"env_id": "Ant-v5", "population_size": 30,
-                       "optimizations": {"mirrored_sampling": False}})
+                              "optimizations": {"mirrored_sampling": False}})
     assert "30 noise vectors" in single.idle_ranks_warning(64) and "128" in \
         single.idle_ranks_warning(64)
 

@@ -49,7 +49,7 @@ def test_the_run_stops_at_the_first_check_that_reaches_the_target(tmp_path, unre
     target = checks[9]
     first = min(g for g, mean in checks.items() if mean >= target)
     cfg = write_config(tmp_path / "c.yaml", stop={"generations": 18, "eval_return": target,
-                                                   **CHECKS})
+                                                  **CHECKS})
     out = tmp_path / "run"
     proc = run_mpi(3, str(cfg), "--out-dir", str(out))
     assert proc.returncode == 0, proc.stderr

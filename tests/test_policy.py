@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from mpi_es.core.obstat import RunningStat
 from mpi_es.policies.mlp import NONLINEARITIES, MlpPolicy, MlpSpec, normc
 
 
@@ -49,23 +50,47 @@ def test_nonlinearities():
 def identity_policy(**kw) -> MlpPolicy:
     """A linear policy (no hidden layer) whose weights are the identity."""
     s = MlpSpec(ob_dim=2, ac_low=np.array([-10.0, -10.0]), ac_high=np.array([10.0, 10.0]),
-                   hidden_dims=(), **kw)
-    theta = np.concatenate([np.eye(2, dtype=np.float32).ravel(), np.zeros(2, np.float32)])
+                hidden_dims=(), **kw)
+    theta = np.eye(2, dtype=np.float32).ravel()
+    if s.bias:
+        theta = np.concatenate([theta, np.zeros(2, np.float32)])
     return MlpPolicy(s, theta)
+
+
+def stats_of(observations) -> RunningStat:
+    stat = RunningStat.empty(2)
+    stat.add_observations(np.asarray(observations, dtype=np.float64))
+    return stat
 
 
 def test_observation_normalization_clips_to_five():
     p = identity_policy()
-    p.set_obstat(np.array([0.0, 1.0]), np.array([1.0, 0.5]))
+    p.set_normalization(np.array([0.0, 1.0]), np.array([1.0, 0.5]))
     np.testing.assert_allclose(p.act(np.array([100.0, 0.5])), [5.0, -1.0])
     raw = identity_policy(normalize_obs=False)
-    raw.set_obstat(np.array([0.0, 1.0]), np.array([1.0, 0.5]))
+    raw.set_obstat(stats_of([[0.0, 1.0], [2.0, 3.0]]))
     np.testing.assert_allclose(raw.act(np.array([100.0, 0.5])), [100.0, 0.5])
+
+
+def test_the_ars_filter_uses_the_sample_std_unclipped_and_zeroes_constant_inputs():
+    """Mania et al.'s code: (o - mean) / std with the sample std, no clipping, a component
+    that never varied normalized to 0 (and everything before any data)."""
+    linear = identity_policy(bias=False, obs_filter="ars")
+    assert linear.spec.num_params == 4 and linear.spec.layer_shapes == [(2, 2)]
+    stat = stats_of([[1.0, 7.0], [3.0, 7.0], [5.0, 7.0]])      # mean (3, 7); sample std (2, 0)
+    linear.set_obstat(stat)
+    np.testing.assert_allclose(linear.act(np.array([103.0, 9.0])), [50.0, 0.0])
+    linear.set_obstat(RunningStat.initial(2))                 # no data yet
+    np.testing.assert_array_equal(linear.act(np.array([103.0, 9.0])), [0.0, 0.0])
+    es = identity_policy(bias=False)                          # the ES filter, same statistics
+    es.set_obstat(stat)
+    np.testing.assert_allclose(es.act(np.array([103.0, 9.0])),
+                               [5.0, 5.0])    # std 1.63 and the floor 0.1, then clipped
 
 
 def test_discretized_actions_map_argmax_onto_bounds():
     s = MlpSpec(ob_dim=3, ac_low=np.array([-1.0, 0.0]), ac_high=np.array([1.0, 4.0]),
-                   hidden_dims=(4,), ac_bins=5)
+                hidden_dims=(4,), ac_bins=5)
     assert s.layer_shapes[-1] == (4, 10)
     scores = np.zeros(10)
     scores[0] = 1.0          # dimension 0 -> bin 0 -> low
@@ -83,12 +108,12 @@ def test_discretized_actions_map_argmax_onto_bounds():
 
 def test_discrete_and_multidiscrete_heads_take_the_argmax_per_dimension():
     one = MlpSpec(ob_dim=4, ac_low=np.array([0.0]), ac_high=np.array([1.0]), hidden_dims=(),
-                     ac_choices=(2,), scalar_action=True)
+                  ac_choices=(2,), scalar_action=True)
     assert one.layer_shapes == [(4, 2)] and one.num_params == 10
     assert one.choice_action(np.array([0.1, 0.7], np.float32)) == 1
     assert isinstance(one.choice_action(np.array([0.9, 0.7], np.float32)), int)
     multi = MlpSpec(ob_dim=4, ac_low=np.array([-1.0, 5.0]), ac_high=np.array([1.0, 8.0]),
-                       hidden_dims=(3,), ac_choices=(3, 4))
+                    hidden_dims=(3,), ac_choices=(3, 4))
     assert multi.layer_shapes == [(4, 3), (3, 7)]
     action = multi.choice_action(np.array([0, 2, 1, 0, 0, 9, 0], np.float32))
     assert action.dtype == np.int64 and action.tolist() == [0, 7]
@@ -104,7 +129,7 @@ def test_discrete_envs_refuse_action_noise_and_bins():
         Mlp.spec(config.validate({"env_id": "CartPole-v1"}), env)
     with pytest.raises(ConfigError, match="'optimizations.discretize_actions'"):
         Mlp.spec(config.validate({"env_id": "CartPole-v1", "model": {"ac_noise_std": 0},
-                                     "optimizations": {"discretize_actions": True}}), env)
+                                  "optimizations": {"discretize_actions": True}}), env)
     spec = Mlp.spec(config.validate({"env_id": "CartPole-v1", "model": {"ac_noise_std": 0,
-                                        "hidden_dims": [8]}}), env)
+                                                                        "hidden_dims": [8]}}), env)
     assert spec.ac_choices == (2,) and spec.layer_shapes == [(4, 8), (8, 2)]

@@ -8,7 +8,7 @@ from mpi_es.core.slots import make_slot
 
 def toy_policy(env):
     spec = MlpSpec(ob_dim=6, ac_low=env.action_space.low.astype(float),
-                      ac_high=env.action_space.high.astype(float), hidden_dims=(8,))
+                   ac_high=env.action_space.high.astype(float), hidden_dims=(8,))
     return MlpPolicy(spec, spec.init_theta(np.random.default_rng(0)) * 50)
 
 

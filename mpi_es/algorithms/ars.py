@@ -79,7 +79,10 @@ class ARS(Algorithm):
 
     @classmethod
     def default_settings(cls) -> dict:
-        return {"model.hidden_dims": [], "model.ac_noise_std": 0.0}
+        """The published method: a linear policy M x (no bias), observations normalized by
+        the ARS code's filter (V2), no action noise."""
+        return {"model.hidden_dims": [], "model.bias": False, "model.obs_filter": "ars",
+                "model.ac_noise_std": 0.0}
 
     @classmethod
     def check_config(cls, cfg) -> None:

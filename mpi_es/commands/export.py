@@ -28,20 +28,23 @@ def custom_layers():
 
     @keras.saving.register_keras_serializable(package="mpi_es")
     class ObservationNormalization(keras.layers.Layer):
-        """clip((o - mean) / std, -5, 5)."""
+        """clip((o - mean) / std, -5, 5), or unclipped (the ARS filter: clip false)."""
 
-        def __init__(self, mean, std, **kwargs):
+        def __init__(self, mean, std, clip=True, **kwargs):
             super().__init__(**kwargs)
             self.mean = [float(v) for v in np.ravel(mean)]
             self.std = [float(v) for v in np.ravel(std)]
+            self.clip = bool(clip)
 
         def call(self, x):
             mean = ops.convert_to_tensor(np.array(self.mean, np.float32))
             std = ops.convert_to_tensor(np.array(self.std, np.float32))
-            return ops.clip((x - mean) / std, -5.0, 5.0)
+            x = (x - mean) / std
+            return ops.clip(x, -5.0, 5.0) if self.clip else x
 
         def get_config(self):
-            return {**super().get_config(), "mean": self.mean, "std": self.std}
+            return {**super().get_config(), "mean": self.mean, "std": self.std,
+                    "clip": self.clip}
 
     @keras.saving.register_keras_serializable(package="mpi_es")
     class DiscretizeActions(keras.layers.Layer):
@@ -84,14 +87,16 @@ def build_model(snapshot):
     inputs = keras.Input((spec.ob_dim,), name="observation")
     x = inputs
     if policy._ob_mean is not None:
-        x = ObservationNormalization(policy._ob_mean, 1.0 / policy._ob_inv_std)(x)
+        x = ObservationNormalization(policy._ob_mean, 1.0 / policy._ob_inv_std,
+                                     clip=spec.obs_filter == "es")(x)
     layers = spec.unflatten(policy.theta)
     for k, (w, b) in enumerate(layers):
         last = k == len(layers) - 1
         dense = keras.layers.Dense(w.shape[1], activation=None if last else activation,
+                                   use_bias=b is not None,
                                    name="output" if last else f"hidden_{k}")
         x = dense(x)
-        dense.set_weights([w, b])
+        dense.set_weights([w] if b is None else [w, b])
     if spec.ac_bins:
         x = DiscretizeActions(spec.ac_bins, spec.ac_low, spec.ac_high)(x)
     return keras.Model(inputs, x, name=f"mpi_es_{snapshot.cfg.env_id.replace(':', '_')}")
@@ -121,6 +126,7 @@ def sample_observations(snapshot, count: int = 100, seed: int = 0) -> np.ndarray
     spec = snapshot.policy.spec
     if snapshot.policy._ob_mean is not None:
         mean, std = snapshot.policy._ob_mean, 1.0 / snapshot.policy._ob_inv_std
+        std = np.where(np.isfinite(std), std, 1.0)      # the ARS filter's constant components
     else:
         mean, std = np.zeros(spec.ob_dim), np.ones(spec.ob_dim)
     return mean + 3.0 * std * rng.standard_normal((count, spec.ob_dim))

@@ -38,3 +38,14 @@ class RunningStat:
     @property
     def std(self) -> np.ndarray:
         return np.sqrt(np.maximum(self.sumsq / self.count - np.square(self.mean), 1e-2))
+
+    @property
+    def sample_std(self) -> np.ndarray:
+        """The ARS code's filter: the sample standard deviation, infinite for a component that
+        never varied (it normalizes to 0), and for every component before any data."""
+        if self.count <= 1:
+            return np.full(self.sum.shape, np.inf)
+        var = np.maximum(self.sumsq - self.count * np.square(self.mean), 0.0) / (self.count - 1)
+        std = np.sqrt(var)
+        std[std < 1e-7] = np.inf
+        return std

@@ -21,8 +21,9 @@ class Policy(Protocol):
     def set_theta(self, theta: np.ndarray) -> None:
         """Act with these parameters from now on (called once per perturbed policy)."""
 
-    def set_obstat(self, ob_mean: np.ndarray | None, ob_std: np.ndarray | None) -> None:
-        """Observation statistics to normalize with (None, or ignored, when not used)."""
+    def set_obstat(self, obstat) -> None:
+        """The run's observation statistics (a core.obstat.RunningStat) to normalize with; a
+        policy that does not normalize ignores them."""
 
     def act(self, ob: np.ndarray) -> Any:
         """The noise-free action for one observation."""

@@ -164,7 +164,7 @@ class CnnPolicy:
                                  _blocks(reference, CONVS[0][2], channels_first=True))
         self.set_theta(theta)
 
-    def set_obstat(self, ob_mean, ob_std) -> None:
+    def set_obstat(self, obstat) -> None:
         """The CNN normalizes inside the network; observation statistics are not used."""
 
     def set_theta(self, theta: np.ndarray) -> None:

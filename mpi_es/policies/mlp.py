@@ -54,6 +54,8 @@ class MlpSpec:
     # the first choice's value); one score per choice, the argmax is the action.
     ac_choices: tuple[int, ...] | None = None
     scalar_action: bool = False       # Discrete: act() returns a plain int
+    bias: bool = True                 # False: every layer is W x (ARS's linear policy M x)
+    obs_filter: str = "es"            # es: clip((o - mean) / std, -5, 5), std >= 0.1; ars: below
 
     @property
     def ac_dim(self) -> int:
@@ -73,7 +75,7 @@ class MlpSpec:
 
     @property
     def num_params(self) -> int:
-        return sum(i * o + o for i, o in self.layer_shapes)
+        return sum(i * o + (o if self.bias else 0) for i, o in self.layer_shapes)
 
     def describe_observations(self) -> str:
         return str(self.ob_dim)
@@ -86,7 +88,11 @@ class MlpSpec:
     def describe(self) -> str:
         layers = " -> ".join(str(d) for d in [self.ob_dim, *self.hidden_dims, self.outputs])
         bins = f", {self.ac_bins} bins per action" if self.ac_bins else ""
-        return f"MLP {layers} ({self.nonlin}{bins})"
+        bias = "" if self.bias else ", no bias"
+        if not self.hidden_dims:
+            return f"linear {layers} ({bins.lstrip(', ') or 'continuous'}{bias}, " \
+                   f"{self.obs_filter} filter)"
+        return f"MLP {layers} ({self.nonlin}{bins}{bias}, {self.obs_filter} filter)"
 
     def init_theta(self, rng: np.random.Generator) -> np.ndarray:
         """normc init: std 1.0 for hidden layers, 0.01 for the output layer, zero biases."""
@@ -94,19 +100,21 @@ class MlpSpec:
         shapes = self.layer_shapes
         for k, shape in enumerate(shapes):
             parts.append(normc(rng, shape, 0.01 if k == len(shapes) - 1 else 1.0).ravel())
-            parts.append(np.zeros(shape[1], np.float32))
+            if self.bias:
+                parts.append(np.zeros(shape[1], np.float32))
         return np.concatenate(parts).astype(np.float32)
 
-    def unflatten(self, theta: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(W, b) views into theta, W of shape (in, out)."""
+    def unflatten(self, theta: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """(W, b) views into theta, W of shape (in, out); b is None without biases."""
         if theta.shape != (self.num_params,):
             raise ValueError(f"theta has shape {theta.shape}, policy needs ({self.num_params},)")
         layers, start = [], 0
         for i, o in self.layer_shapes:
             w = theta[start:start + i * o].reshape(i, o)
             start += i * o
-            layers.append((w, theta[start:start + o]))
-            start += o
+            b = theta[start:start + o] if self.bias else None
+            start += o if self.bias else 0
+            layers.append((w, b))
         return layers
 
     def discrete_action(self, scores: np.ndarray) -> np.ndarray:
@@ -129,39 +137,46 @@ class MlpSpec:
 class MlpPolicy:
     """Acts with a given theta and observation statistics; cheap to re-point at a new theta."""
 
-    def __init__(self, spec: MlpSpec, theta: np.ndarray,
-                 ob_mean: np.ndarray | None = None, ob_std: np.ndarray | None = None):
+    def __init__(self, spec: MlpSpec, theta: np.ndarray, obstat=None):
         self.spec = spec
         self._nonlin = NONLINEARITIES[spec.nonlin]
-        self.set_obstat(ob_mean, ob_std)
+        self.set_obstat(obstat)
         self.set_theta(theta)
 
     def set_theta(self, theta: np.ndarray) -> None:
         self.theta = np.asarray(theta, dtype=np.float32)
         self._layers = self.spec.unflatten(self.theta)
 
-    def set_obstat(self, ob_mean: np.ndarray | None, ob_std: np.ndarray | None) -> None:
-        if self.spec.normalize_obs and ob_mean is not None:
-            self._ob_mean = np.asarray(ob_mean, np.float64)
-            self._ob_inv_std = 1.0 / np.asarray(ob_std, np.float64)
-            self._ob_buffer = np.empty(self.spec.ob_dim, np.float64)
+    def set_obstat(self, obstat) -> None:
+        if self.spec.normalize_obs and obstat is not None:
+            std = obstat.sample_std if self.spec.obs_filter == "ars" else obstat.std
+            self.set_normalization(obstat.mean, std)
         else:
             self._ob_mean = None
+
+    def set_normalization(self, ob_mean: np.ndarray, ob_std: np.ndarray) -> None:
+        """Normalize with this mean and std (an infinite std turns its component into 0)."""
+        self._ob_mean = np.asarray(ob_mean, np.float64)
+        self._ob_inv_std = 1.0 / np.asarray(ob_std, np.float64)
+        self._ob_buffer = np.empty(self.spec.ob_dim, np.float64)
 
     def act(self, ob: np.ndarray) -> np.ndarray:
         """The noise-free action for one observation."""
         if self._ob_mean is not None:
-            # clip((ob - mean) / std, -5, 5), in place: this runs once per env step
+            # (ob - mean) / std, clipped to +-5 by the ES filter, in place: once per env step
             x = np.subtract(ob, self._ob_mean, out=self._ob_buffer)
             x *= self._ob_inv_std
-            np.maximum(x, -5.0, out=x)
-            x = np.minimum(x, 5.0, out=x).astype(np.float32)
+            if self.spec.obs_filter == "es":
+                np.maximum(x, -5.0, out=x)
+                np.minimum(x, 5.0, out=x)
+            x = x.astype(np.float32)
         else:
             x = np.asarray(ob, dtype=np.float32)
         last = len(self._layers) - 1
         for k, (w, b) in enumerate(self._layers):
             x = x @ w
-            x += b
+            if b is not None:
+                x += b
             if k < last:
                 x = self._nonlin(x)
         if self.spec.ac_choices:
@@ -174,9 +189,15 @@ class MlpPolicy:
 class MlpSettings(Section):
     """The MLP's keys in the model section."""
     hidden_dims: list[PositiveInt] = [256, 256]
-    """hidden layer sizes; `[]` gives a linear (affine) policy"""
+    """hidden layer sizes; `[]` gives a linear policy"""
     nonlin_type: Literal["tanh", "relu", "lrelu", "elu"] = "tanh"
     """`tanh`, `relu`, `lrelu` (slope 0.2), `elu`"""
+    bias: bool = True
+    """a bias vector in every layer; false gives `W x` (ARS's linear policy `M x`)"""
+    obs_filter: Literal["es", "ars"] = "es"
+    """with `optimizations.observation_normalization`: `es` feeds `clip((o - mean) / std, -5,
+    5)` with std at least 0.1 (the ES paper's); `ars` feeds `(o - mean) / std` with the sample
+    std, unclipped, a constant component turned into 0 (the ARS paper's code)"""
 
 
 @register
@@ -195,7 +216,8 @@ class Mlp(PolicyFamily):
         space = env.action_space
         common = dict(ob_dim=int(env.observation_space.shape[0]),
                       hidden_dims=tuple(cfg.model.hidden_dims), nonlin=cfg.model.nonlin_type,
-                      normalize_obs=cfg.optimizations.observation_normalization)
+                      normalize_obs=cfg.optimizations.observation_normalization,
+                      bias=cfg.model.bias, obs_filter=cfg.model.obs_filter)
         if isinstance(space, (spaces.Discrete, spaces.MultiDiscrete)):
             if cfg.optimizations.discretize_actions:
                 raise ConfigError(f"'optimizations.discretize_actions': {cfg.env_id} already has "
@@ -218,6 +240,4 @@ class Mlp(PolicyFamily):
 
     @classmethod
     def make(cls, spec: MlpSpec, theta: np.ndarray, obstat=None, shared=None) -> MlpPolicy:
-        if obstat is None:
-            return MlpPolicy(spec, theta)
-        return MlpPolicy(spec, theta, obstat.mean, obstat.std)
+        return MlpPolicy(spec, theta, obstat)

@@ -87,7 +87,7 @@ class Trainer:
         world, state, cfg = self.world, self.state, self.cfg
         number = state.generation + 1
         t_start = time.perf_counter()
-        self.policy.set_obstat(state.obstat.mean, state.obstat.std)
+        self.policy.set_obstat(state.obstat)
         outcomes, slot_seconds = self.play_share(state.generation, state.theta)
         t_rollout = time.perf_counter()
         self.liveness.wait_for_peers(f"the end of generation {number}'s episodes")

@@ -53,7 +53,7 @@ def run_episode(env, policy: Policy, *, limit: int, reset_seed: int,
         if check_obs and not np.isfinite(ob).all():
             raise EpisodeFault(f"non-finite observation at step {t}: {ob}")
         if collect_obs:
-            observations.append(ob)
+            observations.append(np.array(ob, dtype=np.float64))  # envs may reuse the buffer
         action = policy.act(ob)
         if noisy:
             action = action + noise_block[t % NOISE_BLOCK]

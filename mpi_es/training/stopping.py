@@ -55,7 +55,7 @@ class TargetCheck:
         stop, world = self.cfg.stop, self.world
         where = f"the return check after generation {state.generation}"
         self.policy.set_theta(state.theta)
-        self.policy.set_obstat(state.obstat.mean, state.obstat.std)
+        self.policy.set_obstat(state.obstat)
         mine = play_noise_free(self.setup.env, self.policy,
                                range(world.rank, stop.eval_episodes, world.size),
                                seed=state.generation, limit=self.setup.limit,
