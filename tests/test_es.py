@@ -9,9 +9,9 @@ from mpi_es.algorithms import openai_es
 
 def test_centered_ranks_hand_worked():
     x = np.array([3.0, -1.0, 10.0, 2.0, 2.0])
-    # sorted: -1 (idx 1), 2 (idx 3), 2 (idx 4, tie broken by position), 3 (idx 0), 10 (idx 2)
-    assert shaping.ranks(x).tolist() == [3, 0, 4, 1, 2]
-    np.testing.assert_allclose(shaping.centered_ranks(x), [0.25, -0.5, 0.5, -0.25, 0.0])
+    # sorted: -1 (idx 1), 2 and 2 (idx 3 and 4: they share ranks 1 and 2), 3 (idx 0), 10 (idx 2)
+    assert shaping.ranks(x).tolist() == [3, 0, 4, 1.5, 1.5]
+    np.testing.assert_allclose(shaping.centered_ranks(x), [0.25, -0.5, 0.5, -0.125, -0.125])
 
 
 def test_centered_ranks_over_pairs_and_weights():
@@ -163,3 +163,17 @@ def test_weighted_noise_sum_is_the_sequential_float32_sum_for_any_block(monkeypa
                                          params - cut)
         np.testing.assert_array_equal(np.concatenate([lo, hi]).view(np.int32),
                                       whole.view(np.int32))
+
+
+def test_tied_returns_share_their_rank_and_carry_no_signal():
+    assert shaping.ranks(np.array([5.0, 1.0, 5.0, 3.0, 1.0])).tolist() == [3.5, 0.5, 3.5, 2, 0.5]
+    returns = np.array([[2.0, 2.0], [7.0, 1.0], [4.0, 4.0]])     # pairs 0 and 2 tied
+    for mode in ("centered_rank", "centered_sign_rank"):
+        shaped = shaping.shape_returns(returns, np.sign(returns - 3.0), fitness_shaping=True,
+                                       mode=mode)
+        weights = gradient.slot_weights(shaped)
+        assert weights[0] == 0.0 and weights[2] == 0.0
+    everything_tied = np.full((20, 2), -21.0)                    # Pong stuck at -21
+    shaped = shaping.shape_returns(everything_tied, everything_tied, fitness_shaping=True,
+                                   mode="centered_rank")
+    assert not np.any(gradient.slot_weights(shaped))

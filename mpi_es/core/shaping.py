@@ -5,10 +5,15 @@ import numpy as np
 
 
 def ranks(x: np.ndarray) -> np.ndarray:
-    """Ranks 0..n-1 of a flat array; ties are broken by position so the result is deterministic."""
+    """Ranks 0..n-1 of a flat array; equal values share the average of their ranks, so a tie
+    carries no signal (a mirrored pair whose two episodes return the same weighs exactly 0)."""
     x = np.asarray(x).ravel()
-    out = np.empty(x.size, dtype=np.int64)
-    out[np.argsort(x, kind="stable")] = np.arange(x.size)
+    order = np.argsort(x, kind="stable")
+    ordered = x[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], x.size]
+    out = np.empty(x.size, dtype=np.float64)
+    out[order] = np.repeat((starts + ends - 1) / 2.0, ends - starts)
     return out
 
 
@@ -17,7 +22,7 @@ def centered_ranks(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.size < 2:
         return np.zeros(x.shape, dtype=np.float32)
-    r = ranks(x).reshape(x.shape).astype(np.float64)
+    r = ranks(x).reshape(x.shape)
     return (r / (x.size - 1) - 0.5).astype(np.float32)
 
 
