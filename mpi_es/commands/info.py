@@ -1,15 +1,25 @@
 """`python -m mpi_es info FILE.h5`: what a checkpoint or snapshot holds."""
 from __future__ import annotations
 
+import unicodedata
+
 from ..rundir import checkpoint
+
+
+def printable(text: object) -> str:
+    """Text from a file, safe to print: control and format characters (escape sequences,
+    carriage returns, line separators) are shown escaped instead of acting on the terminal."""
+    return "".join(ch if ch == " " or not unicodedata.category(ch).startswith(("C", "Z"))
+                   or ch == "\t" else ch.encode("unicode_escape").decode("ascii")
+                   for ch in str(text))
 
 
 def describe(path: str, allow_import: list[str] = ()) -> str:
     loaded = checkpoint.load(path, allow_import)
     attrs, state = loaded.attrs, loaded.state
     lines = [
-        f"file:              {path}",
-        f"env_id:            {attrs['env_id']}",
+        f"file:              {printable(path)}",
+        f"env_id:            {printable(attrs['env_id'])}",
         f"generation:        {state.generation}",
         f"timesteps_so_far:  {state.timesteps_so_far}",
         f"episodes_so_far:   {state.episodes_so_far}",
@@ -21,7 +31,7 @@ def describe(path: str, allow_import: list[str] = ()) -> str:
     ]
     for key in ("mpi_es_version", "numpy_version", "gymnasium_version", "mujoco_version",
                 "mpi_version"):
-        lines.append(f"{key + ':':<19}{attrs.get(key, 'unknown')}")
+        lines.append(f"{key + ':':<19}{printable(attrs.get(key, 'unknown'))}")
     lines.append("config:")
-    lines.extend("  " + line for line in str(attrs["config"]).rstrip().splitlines())
+    lines.extend("  " + printable(line) for line in str(attrs["config"]).rstrip().split("\n"))
     return "\n".join(lines)

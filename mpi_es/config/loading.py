@@ -7,7 +7,6 @@ import difflib
 from pathlib import Path
 from typing import Any, Collection
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from .. import algorithms, policies
@@ -18,7 +17,7 @@ from ..plugins import is_reference
 from ..policies import PolicyFamily
 from .schema import Config, schema_for
 from .sections import ModelBase
-from .yamlio import read_yaml
+from .yamlio import parse_yaml, read_yaml
 
 
 REMOVED_KEYS = {
@@ -163,11 +162,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     parts = key.strip().split(".")
     if any(not p for p in parts):
         raise ConfigError(f"--set {text!r}: malformed key {key!r}")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {text!r}: value is not valid YAML ({exc.problem})") from None
-    return parts, parsed
+    # the same bounded, safe reading a config file gets (no alias bomb through --set either)
+    return parts, parse_yaml(value, f"--set {text!r}: value") if value.strip() else None
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:

@@ -6,6 +6,7 @@ config holds their keys and no other's, and a new algorithm or family brings its
 from __future__ import annotations
 
 import functools
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Optional
@@ -18,6 +19,14 @@ from ..fields import (KeyedError, NonNegativeFloat, NonNegativeInt, PositiveFloa
                       Probability, Section)
 from ..policies import PolicyFamily
 from .sections import LogConfig, ModelBase, NoiseTableConfig, Optimizations, StopConfig
+
+
+# `package.module:Id`: one colon, a module path before it, a Gymnasium id (namespace/Name-vN) after
+_MODULE_ID = re.compile(r"^[A-Za-z_][\w.]*:[\w./-]+$")
+# The largest population every rank's per-generation tables are sized for, and the largest
+# perturbation scale: beyond it, theta + sigma x eps overflows float32 long before it learns.
+MAX_POPULATION = 10_000_000
+MAX_NOISE_STDEV = 1000.0
 
 
 def _has(model: Section, dotted: str) -> bool:
@@ -75,12 +84,12 @@ class Config(Section):
     """master seed: initial weights, perturbations, episode and action-noise seeds derive from it"""
     out_dir: Optional[str] = None
     """where the run writes; default `runs/<env_id>`"""
-    population_size: PositiveInt = 300
+    population_size: Annotated[PositiveInt, Field(le=MAX_POPULATION)] = 300
     """training episodes per generation; even when mirrored"""
     learning_rate: PositiveFloat = 0.001
     """plain step `theta += lr/sigma * g`, used when `optimizations.neural_network_optimizer` is
     false"""
-    noise_stdev: PositiveFloat = 0.02
+    noise_stdev: Annotated[PositiveFloat, Field(le=MAX_NOISE_STDEV)] = 0.02
     """sigma, the perturbation scale"""
     snapshot_freq: NonNegativeInt = 1
     """write `snapshots/snapshot_NNNNN.h5` every Nth generation; 0 = never"""
@@ -114,10 +123,24 @@ class Config(Section):
 
     @field_validator("env_id")
     @classmethod
-    def _env_id_not_empty(cls, value: str) -> str:
-        if not value.strip():
+    def _env_id_form(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
             raise ValueError("env_id must name a Gymnasium environment")
-        return value.strip()
+        if ":" in value and not _MODULE_ID.match(value):
+            raise ValueError(f"{value!r} is neither a Gymnasium id nor module:Id (one colon: "
+                             f"the Python module to import, then the id it registers)")
+        return value
+
+    @field_validator("out_dir")
+    @classmethod
+    def _out_dir_form(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.strip():
+            raise ValueError("out_dir must name a directory (it is empty); leave it out for "
+                             "runs/<env_id>")
+        return os.path.expanduser(value)
 
     @model_validator(mode="after")
     def _algorithm_settings(self) -> "Config":

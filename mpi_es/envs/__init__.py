@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 import sys
 
 from . import atari, roboschool
@@ -37,6 +38,12 @@ def route_mujoco_warnings(gym_id: str) -> None:
     """MuJoCo appends its warnings to MUJOCO_LOG.TXT in the current directory unless a handler
     takes them: ours prints each distinct one once, to stderr."""
     import gymnasium as gym
+    if ":" in gym_id:                  # module:Id: the module registers Id when imported
+        module, _, gym_id = gym_id.partition(":")
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return                     # gym.make reports it, naming the env
     spec = gym.registry.get(gym_id)
     if spec is not None and "mujoco" in str(spec.entry_point):
         import mujoco

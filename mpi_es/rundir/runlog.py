@@ -39,15 +39,17 @@ class RunLog:
         A damaged tail (a partial last row, NUL bytes after a crash) is dropped too, and said.
         """
         self.path = Path(path)
-        self.columns = columns
         rows, damaged = read_checked(self.path, columns) if self.path.exists() else ([], 0)
+        # columns this version does not know (a newer mpi_es, a tool that added one) are kept
+        foreign = [c for c in (_header(self.path) if rows else []) if c not in columns]
+        self.columns = columns + foreign
         kept = [r for r in rows if int(r["Generation"]) <= keep_through]
         self.dropped_damaged = damaged
-        if rows and len(kept) == len(rows) and not damaged and _header(self.path) == columns:
+        if rows and len(kept) == len(rows) and not damaged and _header(self.path) == self.columns:
             return
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer = csv.DictWriter(fh, fieldnames=self.columns)
             writer.writeheader()
             writer.writerows(kept)
             fh.flush()
@@ -73,9 +75,10 @@ def read_checked(path: str | Path, columns: list[str] = COLUMNS) -> tuple[list[d
     lines = text.split("\n")
     complete = text.endswith("\n")
     body = [line for line in lines[1:-1]] if complete else lines[1:]
-    # a log written by an earlier version has the columns of its day: a prefix of today's
+    # a log written by an earlier version has the columns of its day (a prefix of today's), one
+    # by a newer version or another tool more: each row is read by the file's own header
     header = next(csv.reader([lines[0]]), []) if lines else []
-    if header != columns[:len(header)] or not header:
+    if "Generation" not in header or "" in header or len(set(header)) != len(header):
         header = columns
     good = []
     for index, line in enumerate(body):
