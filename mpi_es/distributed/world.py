@@ -20,7 +20,8 @@ def _mpi():
 
 def mpi_library() -> str:
     """The MPI library this process runs on, e.g. 'MPICH Version: 5.0.2' or 'Open MPI v5.0.8'."""
-    line = _mpi().Get_library_version().strip().splitlines()[0]
+    text = _mpi().Get_library_version().replace("\x00", " ")    # Open MPI ends it with a NUL
+    line = text.strip().splitlines()[0]
     return " ".join(line.replace("\t", " ").split()).rstrip(",")
 
 

@@ -26,7 +26,17 @@ echo "mpi_es: job ${SLURM_JOB_ID:-?} (restart ${SLURM_RESTART_COUNT:-0}) on ${SL
 # to every rank, which then finish the generation, checkpoint and exit 75.
 "${cmd[@]}" &
 child=$!
-forward() { echo "mpi_es: got SIG$1, asking the ranks to checkpoint and stop"; kill -s "$1" "$child" 2>/dev/null; }
+# Open MPI's mpirun (prterun) passes SIGTERM and SIGINT on to the ranks but ends the job half
+# a second later, before any generation can finish; SIGUSR1 it only passes on. So under Open
+# MPI's mpiexec a stop request reaches the ranks as SIGUSR1.
+open_mpi=0
+if [ "$launcher" = mpiexec ] && mpiexec --version 2>&1 | grep -qi "open mpi"; then open_mpi=1; fi
+forward() {
+    local sig=$1
+    if [ "$open_mpi" = 1 ] && { [ "$sig" = TERM ] || [ "$sig" = INT ]; }; then sig=USR1; fi
+    echo "mpi_es: got SIG$1, asking the ranks to checkpoint and stop"
+    kill -s "$sig" "$child" 2>/dev/null
+}
 trap 'forward USR1' USR1
 trap 'forward TERM' TERM
 trap 'forward INT' INT
