@@ -179,3 +179,29 @@ def test_check_refuses_what_the_start_would_refuse(tmp_path):
         assert proc.stderr.count("noise_stdev: checkpoint has 0.05, config has 0.5") == 1
         assert "--out-dir NEW" in proc.stderr
     assert "config OK" not in check.stdout
+
+
+@pytest.mark.parametrize("point", [
+    "the end of generation 2's episodes", "the update of generation 2",
+    "the return check after generation 2", "the end of generation 2",
+    "the start of generation 3"])
+def test_a_rank_frozen_at_any_exchange_of_a_check_generation_ends_the_job(tmp_path, point):
+    """stop.eval_return's check runs between the update and the end of the generation: a rank
+    that stops at any of its exchanges (MPI_ES_TEST_FREEZE_AT freezes rank 1 there) ends the job
+    within the allowance, as anywhere else."""
+    cfg = write_config(tmp_path / "c.yaml", episode_timeout_s=1.0, population_size=12,
+                       stop={"generations": 6, "eval_return": 1e9, "eval_every": 2})
+    proc = start_mpi(2, str(cfg), "--out-dir", str(tmp_path / "run"),
+                     extra_env={"MPI_ES_TEST_FREEZE_AT": f"1@{point}"})
+    start = time.monotonic()
+    try:
+        stdout, stderr = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            for pid in descendants(proc.pid):
+                os.kill(pid, signal.SIGKILL)
+    ended = time.monotonic() - start
+    assert proc.returncode not in (0, 2, 75), (stdout, stderr)
+    assert "stopped, hung outside an episode, or on a lost node" in stderr, stderr
+    assert ended < 13 + 20, ended

@@ -8,6 +8,8 @@ still be playing, plus a grace for the rest of a generation).
 """
 from __future__ import annotations
 
+import os
+import signal
 from contextlib import nullcontext
 
 from .watchdog import Watchdog, wait_until
@@ -30,6 +32,11 @@ class PeerLiveness:
         self.episodes_per_slot = episodes_per_slot
         self.watchdog = self.board = None
         self._step = 0
+        # test-only, "RANK@TEXT": that rank stops itself (SIGSTOP) on reaching the first point
+        # whose name holds TEXT, so the tests can freeze a rank at any exchange
+        rank, _, self._freeze_at = os.environ.get("MPI_ES_TEST_FREEZE_AT", "").partition("@")
+        if rank != str(world.rank):
+            self._freeze_at = ""
         if episode_timeout_s is not None:
             self.watchdog = Watchdog(episode_timeout_s, self._episode_timed_out)
             if world.size > 1:
@@ -42,9 +49,12 @@ class PeerLiveness:
     def limit_for(self, episodes: int) -> float:
         return (episodes + 1) * self.timeout + PEER_GRACE_S
 
-    def _reach(self) -> int:
+    def _reach(self, what: str) -> int:
         self._step += 1
         self.board.mark(self._step)
+        if self._freeze_at and self._freeze_at in what:
+            self._freeze_at = ""
+            os.kill(os.getpid(), signal.SIGSTOP)
         return self._step
 
     def _frozen_peers(self, what: str, step: int, limit: float) -> None:
@@ -65,7 +75,7 @@ class PeerLiveness:
         when some are still playing long after the slots ran out."""
         if self.board is None:
             return
-        step = self._reach()
+        step = self._reach(what)
         limit = self.limit_for(self.episodes_per_slot)
         if not wait_until(lambda: not self.board.behind(step), limit):
             self._frozen_peers(what, step, limit)
@@ -76,7 +86,7 @@ class PeerLiveness:
         (default: a slot's)."""
         if self.board is None:
             return nullcontext()
-        step = self._reach()
+        step = self._reach(what)
         limit = self.limit_for(self.episodes_per_slot if episodes_behind is None
                                else episodes_behind)
         return self.watchdog.watching(what, limit,
