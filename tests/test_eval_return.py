@@ -1,11 +1,12 @@
 """stop.eval_return: the run ends once the noise-free policy's mean over stop.eval_episodes
 evaluation episodes reaches a return (real mpiexec)."""
 import json
+import time
 
 import pytest
 
 from conftest import run_mpi, run_serial, write_config
-from mpi_es.rundir import runlog
+from mpi_es.rundir import checkpoint, runlog
 
 pytestmark = pytest.mark.mpi
 CHECKS = {"eval_every": 3, "eval_episodes": 5}
@@ -58,7 +59,33 @@ def test_the_run_stops_at_the_first_check_that_reaches_the_target(tmp_path, unre
     rows = runlog.read(out / "log.csv")
     assert len(rows) == first          # the same run as on 2 ranks, up to the stop
     assert checks_of(out) == {g: m for g, m in checks.items() if g <= first}
-    # the finished run stays finished: the resume re-plays the check and trains nothing
+    # the finished run stays finished: the resume decides on the stored check, before any
+    # noise table is built, and trains nothing
+    started = time.monotonic()
     again = run_mpi(1, str(cfg), "--out-dir", str(out))
     assert again.returncode == 0 and "reached stop.eval_return" in again.stdout
+    assert "noise table" not in again.stdout and time.monotonic() - started < 20
     assert runlog.read(out / "log.csv") == rows
+    assert checkpoint.load(out / "checkpoint.h5").state.last_check == (first, 5, checks[first])
+
+
+def test_a_resume_decides_on_the_stored_check_only_when_it_compares(tmp_path, unreached):
+    """stop.eval_return may change on resume (the stored check is held against the new value);
+    stop.eval_episodes may change too, but then the stored check, over other episodes, decides
+    nothing: the run trains to its next check, which is logged and counted like any other."""
+    checks = checks_of(unreached)
+    cfg = write_config(tmp_path / "c.yaml", stop={"generations": 6, "eval_return": 1e9,
+                                                  **CHECKS})
+    out = tmp_path / "run"
+    assert run_mpi(2, str(cfg), "--out-dir", str(out)).returncode == 0       # to generation 6
+    rows = runlog.read(out / "log.csv")
+    lower = run_mpi(2, str(cfg), "--out-dir", str(out), "--set", "stop.generations=18",
+                    "--set", f"stop.eval_return={checks[6]}")
+    assert lower.returncode == 0 and "already" in lower.stdout, lower.stdout
+    assert runlog.read(out / "log.csv") == rows
+    other = run_mpi(2, str(cfg), "--out-dir", str(out), "--set", "stop.generations=18",
+                    "--set", f"stop.eval_return={checks[6]}", "--set", "stop.eval_episodes=4")
+    assert other.returncode == 0, other.stderr
+    after = runlog.read(out / "log.csv")
+    assert len(after) == 9 and after[-1]["TargetEvalMean"] != ""   # the next check, at 9
+    assert "over 4 noise-free episodes after generation 9" in other.stdout

@@ -14,7 +14,7 @@ from ..algorithms import state_layouts
 from ..config.yamlio import parse_yaml
 from ..core.obstat import RunningStat
 from ..core.optimizers import ParamState
-from ..core.state import TrainState
+from ..core.state import Check, TrainState
 from ..errors import ConfigError
 from ..plugins import is_reference
 from . import h5read
@@ -77,6 +77,10 @@ def _write_h5(path: Path, state: TrainState, *, env_id: str, config_yaml: str,
         f.attrs["env_id"] = env_id
         f.attrs["config"] = config_yaml
         f.attrs["num_params"] = state.theta.size
+        if state.last_check is not None:
+            f.attrs["check_generation"] = state.last_check.generation
+            f.attrs["check_episodes"] = state.last_check.episodes
+            f.attrs["check_mean"] = state.last_check.mean
         for key, value in library_versions().items():
             f.attrs[key] = value
         if write_pause_s:
@@ -151,6 +155,10 @@ def _read_fields(f, allow_import: Collection[str]
              "env_id": attr(f, "env_id", str), "config": attr(f, "config", str)}
     if "time_elapsed" in f.attrs:
         attrs["time_elapsed"] = attr(f, "time_elapsed", float, minimum=0.0)
+    if "check_generation" in f.attrs:           # written since the stored check (0.1.0+)
+        attrs["last_check"] = Check(attr(f, "check_generation", int, minimum=1),
+                                    attr(f, "check_episodes", int, minimum=1),
+                                    attr(f, "check_mean", float))
     for key in ("num_params", *library_versions()):
         if key in f.attrs:
             attrs[key] = attr(f, key, int if key == "num_params" else str)
@@ -241,5 +249,6 @@ def load(path: str | Path, allow_import: Collection[str] = ()) -> Loaded:
                        generation=attrs["generation"],
                        timesteps_so_far=attrs["timesteps_so_far"],
                        episodes_so_far=attrs["episodes_so_far"],
-                       time_elapsed=attrs.get("time_elapsed", 0.0))
+                       time_elapsed=attrs.get("time_elapsed", 0.0),
+                       last_check=attrs.get("last_check"))
     return Loaded(state, attrs)

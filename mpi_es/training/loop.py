@@ -66,12 +66,9 @@ class Trainer:
 
     def run(self, stop: StopRequest) -> tuple[str, bool]:
         """Train until a stop condition or signal: (why it stopped, whether by a signal)."""
-        # A resume right after a due check plays it again (deterministic; counted once).
-        self.target.run(self.state)
         while True:
             # rank 0's clock decides stop.seconds, so rank 0 decides for everyone
-            decision = (stop_reason(self.cfg, self.state)
-                        or self.target.reason(self.state.generation))
+            decision = stop_reason(self.cfg, self.state)
             with self.liveness.exchange(f"the start of generation {self.state.generation + 1}"):
                 reason = self.world.bcast(decision if self.world.is_root else None)
                 # Every rank learns whether any rank was signalled: they stop together.

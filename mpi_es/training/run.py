@@ -82,9 +82,11 @@ def finished_already(cfg: Config, resumed: TrainState | None) -> bool:
     """A run resumed at or past its stop limit says so before building any noise table."""
     reason = stop_reason(cfg, resumed) if resumed is not None else None
     if reason:
+        hint = ("stop.eval_return" if "eval_return" in reason
+                else f"the limit, e.g. --set stop.generations={resumed.generation * 2}")
         print(f"done: {reason} already ({resumed.generation} generations, "
-              f"{resumed.timesteps_so_far} timesteps); raise the limit with --set to train "
-              f"on, e.g. --set stop.generations={resumed.generation * 2}", flush=True)
+              f"{resumed.timesteps_so_far} timesteps); raise {hint} with --set to train on",
+              flush=True)
     return reason is not None
 
 

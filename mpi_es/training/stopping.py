@@ -7,21 +7,28 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import Config
-from ..core.state import TrainState
+from ..core.state import Check, TrainState
 from ..distributed.liveness import PeerLiveness
 from ..distributed.world import World
 from .rollout import play_noise_free
 
 
 def stop_reason(cfg: Config, state: TrainState) -> str | None:
-    """Why the run is at one of its limits, or None."""
-    stop = cfg.stop
+    """Why the run is at one of its limits, or None. A stop.eval_return check decides when it
+    was made after this very generation with this config's stop.eval_episodes (a check over
+    other episodes is not comparable; a changed stop.eval_return is compared with it)."""
+    stop, check = cfg.stop, state.last_check
     if stop.generations is not None and state.generation >= stop.generations:
         return f"reached stop.generations={stop.generations}"
     if stop.timesteps is not None and state.timesteps_so_far >= stop.timesteps:
         return f"reached stop.timesteps={stop.timesteps}"
     if stop.seconds is not None and state.time_elapsed >= stop.seconds:
         return f"reached stop.seconds={stop.seconds}"
+    if (stop.eval_return is not None and check is not None
+            and check.generation == state.generation and check.episodes == stop.eval_episodes
+            and check.mean >= stop.eval_return):
+        return (f"reached stop.eval_return={stop.eval_return:g} (mean {check.mean:.2f} over "
+                f"{check.episodes} noise-free episodes after generation {check.generation})")
     return None
 
 
@@ -40,16 +47,14 @@ class TargetCheck:
     def __init__(self, cfg: Config, world: World, setup, policy, liveness: PeerLiveness):
         self.cfg, self.world, self.setup, self.policy = cfg, world, setup, policy
         self.liveness = liveness
-        self.last: CheckResult | None = None
 
     def due(self, generation: int) -> bool:
         stop = self.cfg.stop
         return stop.eval_return is not None and generation > 0 and not generation % stop.eval_every
 
     def run(self, state: TrainState) -> CheckResult | None:
-        """Collective: the check after state.generation when one is due (else None), kept as
-        `last`."""
-        self.last = None
+        """Collective: the check after state.generation when one is due (else None), also kept
+        in state.last_check (the checkpoint stores it: a resume decides on it)."""
         if not self.due(state.generation):
             return None
         stop, world = self.cfg.stop, self.world
@@ -62,15 +67,7 @@ class TargetCheck:
                                guard=lambda i: self.liveness.episode(f"episode {i} of {where}"))
         with self.liveness.exchange(where, episodes_behind=-(-stop.eval_episodes // world.size)):
             results = sorted(r for part in world.allgather(mine) for r in part)
-        self.last = CheckResult(float(np.mean([ret for _, ret, _ in results])), len(results),
-                                sum(length for *_, length in results))
-        return self.last
-
-    def reason(self, generation: int) -> str | None:
-        """Why the last check ends the run, or None."""
-        target = self.cfg.stop.eval_return
-        if target is None or self.last is None or self.last.mean < target:
-            return None
-        return (f"reached stop.eval_return={target:g} (mean {self.last.mean:.2f} over "
-                f"{self.cfg.stop.eval_episodes} noise-free episodes after generation "
-                f"{generation})")
+        result = CheckResult(float(np.mean([ret for _, ret, _ in results])), len(results),
+                             sum(length for *_, length in results))
+        state.last_check = Check(state.generation, result.episodes, result.mean)
+        return result
