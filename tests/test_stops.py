@@ -205,3 +205,16 @@ def test_a_rank_frozen_at_any_exchange_of_a_check_generation_ends_the_job(tmp_pa
     assert proc.returncode not in (0, 2, 75), (stdout, stderr)
     assert "stopped, hung outside an episode, or on a lost node" in stderr, stderr
     assert ended < 13 + 20, ended
+
+
+def test_slow_storage_is_not_taken_for_a_frozen_rank(tmp_path):
+    """A checkpoint write longer than the frozen-rank allowance (slow shared filesystems do
+    this): rank 0 beats a heartbeat while it writes, and the job goes on."""
+    cfg = write_config(tmp_path / "c.yaml", episode_timeout_s=1.0, population_size=12,
+                       stop={"generations": 2})
+    proc = start_mpi(2, str(cfg), "--out-dir", str(tmp_path / "run"),
+                     extra_env={"MPI_ES_TEST_CHECKPOINT_PAUSE": "15"})   # allowance: 13 s
+    stdout, stderr = proc.communicate(timeout=150)
+    assert proc.returncode == 0, stderr
+    assert "did not reach" not in stderr and "stopped inside" not in stderr
+    assert checkpoint.load(tmp_path / "run" / "checkpoint.h5").state.generation == 2

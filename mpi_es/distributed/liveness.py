@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import os
 import signal
-from contextlib import nullcontext
+import threading
+from contextlib import contextmanager, nullcontext
+from typing import Iterator
+
+import numpy as np
 
 from .watchdog import Watchdog, wait_until
 from .world import World, abort_job
@@ -18,6 +22,7 @@ from .world import World, abort_job
 # Beyond its last slot, a rank still writes the checkpoint (rank 0) and assembles the next
 # policy: allowed this long on top of the episodes before the others call it frozen.
 PEER_GRACE_S = 10.0
+BEAT_S = 0.5          # a busy rank's heartbeat period
 
 
 class PeerLiveness:
@@ -57,7 +62,34 @@ class PeerLiveness:
             os.kill(os.getpid(), signal.SIGSTOP)
         return self._step
 
-    def _frozen_peers(self, what: str, step: int, limit: float) -> None:
+    @contextmanager
+    def busy(self, what: str) -> Iterator[None]:
+        """A long local stretch (rank 0 writing a checkpoint to slow storage): a thread beats
+        this rank's heartbeat meanwhile, so the others wait for it as long as it takes. A frozen
+        rank's threads stop too: its silence still ends the job."""
+        if self.board is None:
+            yield
+            return
+        done = threading.Event()
+
+        def beat():
+            while not done.wait(BEAT_S):
+                self.board.beat()
+        thread = threading.Thread(target=beat, name=f"mpi_es-busy: {what}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    def _frozen_peers(self, what: str, step: int, limit: float,
+                      beats: np.ndarray | None = None) -> float | None:
+        if beats is not None:
+            now = self.board.beats()
+            if np.any(now != beats):          # someone is busy on purpose: give them longer
+                beats[:] = now
+                return limit
         behind = self.board.behind(step)
         who = (f"rank{'s' if len(behind) > 1 else ''} {', '.join(map(str, behind))} did not "
                f"reach {what}" if behind else
@@ -77,8 +109,10 @@ class PeerLiveness:
             return
         step = self._reach(what)
         limit = self.limit_for(self.episodes_per_slot)
-        if not wait_until(lambda: not self.board.behind(step), limit):
-            self._frozen_peers(what, step, limit)
+        beats = self.board.beats()
+        while not wait_until(lambda: not self.board.behind(step), limit):
+            if self._frozen_peers(what, step, limit, beats) is None:
+                return
 
     def exchange(self, what: str, episodes_behind: int | None = None):
         """Watch a stretch of collectives: a rank frozen before or inside it ends the job.
@@ -89,5 +123,6 @@ class PeerLiveness:
         step = self._reach(what)
         limit = self.limit_for(self.episodes_per_slot if episodes_behind is None
                                else episodes_behind)
-        return self.watchdog.watching(what, limit,
-                                      lambda what: self._frozen_peers(what, step, limit))
+        beats = self.board.beats()
+        return self.watchdog.watching(
+            what, limit, lambda what: self._frozen_peers(what, step, limit, beats))

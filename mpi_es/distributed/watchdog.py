@@ -15,21 +15,24 @@ STALL_S = 1.0      # a tick this late means the process did not run
 
 
 class Watchdog:
-    def __init__(self, timeout_s: float, on_timeout: Callable[[str], None]):
+    def __init__(self, timeout_s: float, on_timeout: Callable[[str], float | None]):
         self.timeout_s = timeout_s
         self._on_timeout = on_timeout
         self._cond = threading.Condition()
         self._deadline: float | None = None
         self._what = ""
         self._handler = on_timeout
+        self._block = 0                # which watched block the deadline belongs to
         threading.Thread(target=self._watch, name="mpi_es-watchdog", daemon=True).start()
 
     @contextmanager
     def watching(self, what: str, timeout_s: float | None = None,
-                 on_timeout: Callable[[str], None] | None = None) -> Iterator[None]:
+                 on_timeout: Callable[[str], float | None] | None = None) -> Iterator[None]:
         """Watch the block: past timeout_s (default: the watchdog's), call on_timeout (default:
-        the watchdog's) with `what`."""
+        the watchdog's) with `what`. A handler that returns seconds (instead of ending the job)
+        gives the block that much longer."""
         with self._cond:
+            self._block += 1
             self._deadline = time.monotonic() + (timeout_s or self.timeout_s)
             self._what = what
             self._handler = on_timeout or self._on_timeout
@@ -46,21 +49,26 @@ class Watchdog:
         # process was stopped (SIGSTOP, `scontrol suspend`), and stopped time is not an episode
         # running long, so the deadline moves by it.
         last = time.monotonic()
-        with self._cond:
-            while True:
-                self._cond.wait(TICK_S if self._deadline is None
-                                else max(0.0, min(TICK_S, self._deadline - time.monotonic())))
-                now = time.monotonic()
-                stalled = now - last - TICK_S
-                last = now
-                if self._deadline is None:
-                    continue
-                if stalled > STALL_S:
-                    self._deadline += stalled
-                if self._deadline - now <= 0:
-                    break
-            what, handler = self._what, self._handler
-        handler(what)
+        while True:
+            with self._cond:
+                while True:
+                    self._cond.wait(TICK_S if self._deadline is None else
+                                    max(0.0, min(TICK_S, self._deadline - time.monotonic())))
+                    now = time.monotonic()
+                    stalled = now - last - TICK_S
+                    last = now
+                    if self._deadline is None:
+                        continue
+                    if stalled > STALL_S:
+                        self._deadline += stalled
+                    if self._deadline - now <= 0:
+                        break
+                what, handler, block = self._what, self._handler, self._block
+            more = handler(what)              # ends the job, or gives the block more time
+            with self._cond:
+                if more and self._block == block and self._deadline is not None:
+                    self._deadline = time.monotonic() + more
+                last = time.monotonic()
 
 
 def wait_until(done: Callable[[], bool], limit_s: float) -> bool:

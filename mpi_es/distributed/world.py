@@ -189,20 +189,25 @@ class SlotCounter:
 
 
 class ProgressBoard:
-    """How far each rank has come: one int64 step count per rank, on rank 0.
+    """How far each rank has come: one int64 step count per rank, on rank 0, and a heartbeat
+    count per rank.
 
     A rank marks each step it reaches (its episodes done, entering an exchange) and can see
     which ranks have not reached it, without entering a collective that a frozen rank would
-    never join (or from a watchdog thread while it waits inside one). Reads and writes are
-    atomic RMA operations in one passive epoch, like the slot counter's.
+    never join (or from a watchdog thread while it waits inside one). A rank busy on purpose
+    outside the collectives (rank 0 writing a checkpoint to slow storage) beats its heartbeat,
+    and the others see that it is alive. Reads and writes are atomic RMA operations in one
+    passive epoch, like the slot counter's.
     """
 
     def __init__(self, world: World):
         MPI = _mpi()
         self._world = world
-        self._win = MPI.Win.Allocate(8 * world.size if world.is_root else 0, 8, comm=world.comm)
+        self._win = MPI.Win.Allocate(16 * world.size if world.is_root else 0, 8,
+                                     comm=world.comm)
         if world.is_root:
             np.frombuffer(self._win.tomemory(), dtype=np.int64)[:] = 0
+        self._one = np.ones(1, np.int64)
         self._mark = np.zeros(1, np.int64)
         self._entries = np.zeros(world.size, np.int64)
         world.barrier()
@@ -223,6 +228,24 @@ class ProgressBoard:
                                  target=(0, self._world.size, MPI.INT64_T), op=MPI.NO_OP)
         self._win.Flush(0)
         return [int(r) for r in np.flatnonzero(entries < step)]
+
+    def beat(self) -> None:
+        """This rank is alive and busy (from any thread)."""
+        MPI = _mpi()
+        self._win.Accumulate([self._one, MPI.INT64_T], 0,
+                             target=(self._world.size + self._world.rank, 1, MPI.INT64_T),
+                             op=MPI.SUM)
+        self._win.Flush(0)
+
+    def beats(self) -> np.ndarray:
+        """Every rank's heartbeat count."""
+        MPI = _mpi()
+        counts = np.zeros(self._world.size, np.int64)
+        self._win.Get_accumulate([counts, MPI.INT64_T], [counts, MPI.INT64_T], 0,
+                                 target=(self._world.size, self._world.size, MPI.INT64_T),
+                                 op=MPI.NO_OP)
+        self._win.Flush(0)
+        return counts
 
     def Free(self) -> None:
         self._win.Unlock_all()

@@ -122,8 +122,9 @@ class Trainer:
                     report.row.update(TargetEvalMean=check.mean,
                                       EpisodesThisGen=data.episodes + check.episodes,
                                       TimestepsThisGen=data.timesteps + check.timesteps)
-                self.outputs.generation_done(dataclasses.replace(state, param_state=full_state),
-                                             report.row)
+                with self.liveness.busy("writing the checkpoint"):
+                    self.outputs.generation_done(
+                        dataclasses.replace(state, param_state=full_state), report.row)
         return report
 
     def play_share(self, generation: int, theta: np.ndarray
