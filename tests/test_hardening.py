@@ -91,3 +91,12 @@ def test_mujoco_warnings_are_routed_for_module_ids_too(env_id):
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "_mujoco_warning"
+
+
+def test_the_memory_pre_flight_counts_the_ranks_parameter_vectors_too():
+    from mpi_es.training.setup import prepare
+    cfg = config.validate({"env_id": "CartPole-v1", "noise_table": {"size": 1_000_000_000},
+                           "model": {"ac_noise_std": 0, "hidden_dims": [20000, 20000, 20000]}})
+    with pytest.raises(ConfigError, match=r"'model': 800\d+ parameters need about 29.\d+ GiB "
+                                          r"per rank \(2 ranks on this node"):
+        prepare(cfg, ranks_on_node=2)

@@ -1,7 +1,6 @@
 """Start-up checks that every rank runs the same thing, and that the noise table fits."""
 from __future__ import annotations
 
-import os
 import zlib
 
 import numpy as np
@@ -45,34 +44,3 @@ def mismatches(per_rank: list[dict[str, str]]) -> list[str]:
         if len(groups) > 1:
             lines.append(f"{key}: " + "; ".join(f"{_ranks(r)} {v}" for v, r in groups.items()))
     return lines
-
-
-def _meminfo_available() -> int | None:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def noise_memory_problem(table_bytes: int, ranks_on_node: int = 1,
-                         shm_dir: str = "/dev/shm") -> str | None:
-    """Why a node cannot hold the noise table, or None. Runs before any allocation."""
-    gib = 2**30
-    fix = ("reduce noise_table.size (each perturbation only needs as many entries as the policy "
-           "has parameters; 20-50 million is plenty for most policies)")
-    available = _meminfo_available()
-    if available is not None and table_bytes > 0.9 * available:
-        return (f"'noise_table.size': the table needs {table_bytes / gib:.2f} GiB per node but "
-                f"only {available / gib:.2f} GiB of memory is available on this node; {fix}")
-    if os.path.isdir(shm_dir):
-        st = os.statvfs(shm_dir)
-        free = st.f_bavail * st.f_frsize
-        if table_bytes > free:
-            return (f"'noise_table.size': the table needs {table_bytes / gib:.2f} GiB of shared "
-                    f"memory but {shm_dir} has {free / gib:.2f} GiB free (MPI puts shared "
-                    f"windows there); {fix}, or enlarge {shm_dir}")
-    return None

@@ -1,6 +1,8 @@
-"""Memory figures for this process from /proc/self/smaps (Linux)."""
+"""Memory: what a node can hold (checked before any allocation), and this process's figures
+from /proc/self/smaps (Linux)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,3 +40,50 @@ def mapping_of(array: np.ndarray) -> Mapping | None:
     if found is None:
         return None
     return Mapping(*found, rss_bytes=sizes.get("Rss:", 0), pss_bytes=sizes.get("Pss:", 0))
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+# What one rank holds per parameter, in bytes: theta, the two perturbed copies of a mirrored
+# slot and the scaled noise, the policy's float32 weights, the block's gradient and optimizer
+# state, and on rank 0 the whole optimizer state and the old theta for the log.
+BYTES_PER_PARAMETER_PER_RANK = 40
+
+
+def memory_problem(table_bytes: int, num_params: int = 0, ranks_on_node: int = 1,
+                   shm_dir: str = "/dev/shm") -> str | None:
+    """Why a node cannot hold the noise table and its ranks' parameter vectors, or None. Runs
+    before any allocation."""
+    gib = 2**30
+    fix = ("reduce noise_table.size (each perturbation only needs as many entries as the policy "
+           "has parameters; 20-50 million is plenty for most policies)")
+    per_rank = BYTES_PER_PARAMETER_PER_RANK * num_params
+    available = _meminfo_available()
+    if available is not None and table_bytes + ranks_on_node * per_rank > 0.9 * available:
+        if ranks_on_node * per_rank > table_bytes:
+            return (f"'model': {num_params} parameters need about {per_rank / gib:.2f} GiB per "
+                    f"rank ({ranks_on_node} rank{'s' if ranks_on_node != 1 else ''} on this "
+                    f"node: {ranks_on_node * per_rank / gib:.2f} GiB, with the "
+                    f"{table_bytes / gib:.2f} GiB noise table) but only "
+                    f"{available / gib:.2f} GiB of memory is available on this node; use a "
+                    f"smaller network or fewer ranks per node")
+        return (f"'noise_table.size': the table needs {table_bytes / gib:.2f} GiB per node (and "
+                f"the ranks' parameters {ranks_on_node * per_rank / gib:.2f} GiB) but only "
+                f"{available / gib:.2f} GiB of memory is available on this node; {fix}")
+    if os.path.isdir(shm_dir):
+        st = os.statvfs(shm_dir)
+        free = st.f_bavail * st.f_frsize
+        if table_bytes > free:
+            return (f"'noise_table.size': the table needs {table_bytes / gib:.2f} GiB of shared "
+                    f"memory but {shm_dir} has {free / gib:.2f} GiB free (MPI puts shared "
+                    f"windows there); {fix}, or enlarge {shm_dir}")
+    return None

@@ -31,7 +31,7 @@ def load_and_prepare(world: World, path: str, overrides: list[str] = (),
     show_mujoco_warnings(world.is_root)
     if cfg is None:
         cfg = agreed(world, lambda: config_module.load(path, list(overrides), out_dir))
-    return cfg, agreed(world, lambda: prepare(cfg))
+    return cfg, agreed(world, lambda: prepare(cfg, world.node_size))
 
 
 def run(cfg: Config, world: World, setup: Setup, *, resume: str = "auto",

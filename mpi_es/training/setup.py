@@ -13,6 +13,7 @@ from ..core import noise, slots
 from ..core.obstat import RunningStat
 from ..core.state import TrainState
 from ..distributed import consistency
+from ..distributed.memory import memory_problem
 from ..distributed.world import World
 from ..envs import episode_limit, make_env
 from ..extras import import_extra
@@ -35,8 +36,9 @@ class Setup:
         return self.policies.make(theta, obstat)
 
 
-def prepare(cfg: Config) -> Setup:
-    """Make the env and check the config against it. Raises ConfigError / EnvError."""
+def prepare(cfg: Config, ranks_on_node: int = 1) -> Setup:
+    """Make the env and check the config against it (and the node's memory against
+    `ranks_on_node` ranks). Raises ConfigError / EnvError."""
     env = make_env(cfg.env_id)
     family = policies.get(cfg.model.network)
     spec = family.spec(cfg, env)
@@ -49,7 +51,7 @@ def prepare(cfg: Config) -> Setup:
                           f"the policy's {spec.num_params} parameters")
     if cfg.log.tensorboard:
         import_extra("tensorboardX", "tensorboard")      # fail now, not after the table build
-    problem = consistency.noise_memory_problem(cfg.noise_table.size * 4)
+    problem = memory_problem(cfg.noise_table.size * 4, spec.num_params, ranks_on_node)
     if problem:
         raise ConfigError(problem)
     return Setup(env, PolicyMaker(family, spec, family.shared_data(cfg, spec, env)), limit)
