@@ -246,6 +246,10 @@ COMMANDS = {"train": cmd_train, "check": cmd_check, "info": cmd_info, "bench": c
 def main(argv: list[str] | None = None) -> int:
     from .distributed.world import World, install_abort_on_exception
     install_abort_on_exception()
+    # `python -m mpi_es` has the current directory on sys.path, the `mpi-es` script does not:
+    # both look up a `module:Id` env (or `module:Name` class) there, the same way
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     argv = normalize_argv(list(sys.argv[1:] if argv is None else argv))
     if argv and argv[0] == "train":
         # From launch on, SIGTERM/SIGINT/SIGUSR1 ask for a clean stop (exit 75), never kill.

@@ -130,7 +130,8 @@ def test_box2d_envs_train_under_mpi(tmp_path, job, env_id):
                    "--set", "stop.seconds=null", "--set", "timestep_limit=200")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("gen ") == 2
-    check = run_serial("check", job, "--set", f"env_id={env_id}")
+    check = run_serial("check", job, "--set", f"env_id={env_id}", "--out-dir",
+                       str(tmp_path / "check"))
     assert check.returncode == 0, check.stderr
     expected = "(choices 4, argmax)" if env_id == "LunarLander-v3" else "(bounds -1 .. 1)"
     assert expected in check.stdout

@@ -134,39 +134,43 @@ def test_ranks_running_different_configs_are_refused(tmp_path):
     assert not (tmp_path / "out" / "checkpoint.h5").exists()
 
 
-def test_check_predicts_a_launch_it_does_not_make():
+def test_check_predicts_a_launch_it_does_not_make(tmp_path):
     """`check --ranks N`: the model's generation at N ranks, from one process, and a warning
     with a population that keeps N ranks busy."""
-    few = run_serial("check", "jobs/ant_laptop.yaml", "--ranks", "64")
+    out = ("--out-dir", str(tmp_path / "out"))    # never what a user left in the working tree
+    few = run_serial("check", "jobs/ant_laptop.yaml", "--ranks", "64", *out)
     assert few.returncode == 0, few.stderr
     predicted = next(line for line in few.stdout.splitlines() if line.startswith("predicted:"))
     assert "s per generation on 64 ranks, 31% efficiency" in predicted
     assert ("population_size 40 gives 20 noise vectors for 64 ranks (0.3 per rank): 44 ranks "
             "idle the whole generation" in few.stdout)
     assert "A population of at least 1024 (8 noise vectors per rank)" in few.stdout
-    enough = run_serial("check", "jobs/ant_laptop.yaml", "--ranks", "64",
+    enough = run_serial("check", "jobs/ant_laptop.yaml", "--ranks", "64", *out,
                         "--set", "population_size=1024")
     assert enough.returncode == 0 and "warning" not in enough.stdout
     assert "s per generation on 64 ranks, 100% efficiency" in enough.stdout
-    bad = run_serial("check", "jobs/ant_laptop.yaml", "--ranks", "0")
+    bad = run_serial("check", "jobs/ant_laptop.yaml", "--ranks", "0", *out)
     assert bad.returncode == 2 and "--ranks must be at least 1" in bad.stderr
 
 
 def test_check_command(tmp_path):
-    proc = run_mpi(1, "check", "jobs/ant_laptop.yaml")
+    out = ("--out-dir", str(tmp_path / "out"))    # never what a user left in the working tree
+    proc = run_mpi(1, "check", "jobs/ant_laptop.yaml", *out)
     assert proc.returncode == 0, proc.stderr
     for text in ("observation size:   105", "action size:        8", "parameters:         11464",
                  "95.4 MiB per node", "episodes/gen:       40 training (20 noise vectors)",
                  "config OK", "population_size: 40", "us per step here; at most",
                  "per generation on 1 rank", "for 2000 generations"):
         assert text in proc.stdout
-    two = run_mpi(2, "check", "jobs/inverted_pendulum.yaml")
+    two = run_mpi(2, "check", "jobs/inverted_pendulum.yaml", *out)
     assert two.returncode == 0 and two.stdout.count("config OK") == 1
     assert "warning" not in two.stdout
-    crowded = run_mpi(3, "check", "jobs/inverted_pendulum.yaml", "--set", "population_size=4")
+    crowded = run_mpi(3, "check", "jobs/inverted_pendulum.yaml", "--set", "population_size=4",
+                      *out)
     assert crowded.returncode == 0 and crowded.stdout.count("config OK") == 1
     assert "gives 2 noise vectors for 3 ranks (0.7 per rank): 1 ranks idle" in crowded.stdout
-    huge = run_mpi(2, "check", "jobs/ant_laptop.yaml", "--set", "noise_table.size=1e10")
+    huge = run_mpi(2, "check", "jobs/ant_laptop.yaml", "--set", "noise_table.size=1e10", *out)
     assert huge.returncode == 2 and huge.stderr.count("needs 37.25 GiB per node") == 1
-    bad = run_mpi(1, "check", "jobs/ant_laptop.yaml", "--set", "model.nonlin_type=sigmoid")
+    bad = run_mpi(1, "check", "jobs/ant_laptop.yaml", "--set", "model.nonlin_type=sigmoid",
+                  *out)
     assert bad.returncode == 2 and "'model.nonlin_type'" in bad.stderr

@@ -11,11 +11,13 @@ T = TypeVar("T")
 
 
 class UsageExit(Exception):
-    """Leave with a status after the message was printed (once, by rank 0)."""
+    """Leave with a status after the message was printed (once, by rank 0); `message` is that
+    message, on every rank."""
 
-    def __init__(self, status: int):
+    def __init__(self, status: int, message: str = ""):
         super().__init__(status)
         self.status = status
+        self.message = message
 
 
 def agreed(world: World, step: Callable[[], T]) -> T:
@@ -33,5 +35,5 @@ def agreed(world: World, step: Callable[[], T]) -> T:
         if world.is_root:
             where = f" (on rank {rank})" if rank and world.size > 1 else ""
             print(f"error{where}: {message}", file=sys.stderr, flush=True)
-        raise UsageExit(EXIT_USAGE)
+        raise UsageExit(EXIT_USAGE, message)
     return result

@@ -1,0 +1,28 @@
+"""What a new user hits first: where commands look up code, and a clone named like the package."""
+import shutil
+import subprocess
+import sys
+
+from conftest import REPO, TESTS, run_env
+
+
+def test_python_m_from_the_folder_that_holds_a_clone_named_mpi_es(tmp_path):
+    (tmp_path / "mpi_es").symlink_to(REPO)          # `git clone ... mpi_es`, then stay put
+    proc = subprocess.run([sys.executable, "-m", "mpi_es", "--version"], cwd=tmp_path,
+                          capture_output=True, text=True, env=run_env(), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "mpi_es 0.1.0" and "Traceback" not in proc.stderr
+
+
+def test_the_console_script_finds_a_module_id_env_in_the_current_directory(tmp_path):
+    shutil.copy(TESTS / "toy_envs.py", tmp_path / "my_own_envs.py")
+    (tmp_path / "c.yaml").write_text("env_id: my_own_envs:ToyReach-v0\npopulation_size: 4\n"
+                                     "stop: {generations: 1}\nnoise_table: {size: 100000}\n"
+                                     "model: {hidden_dims: [4]}\n")
+    script = shutil.which("mpi-es", path=str(__import__("pathlib").Path(sys.executable).parent))
+    for command in ([script], [sys.executable, "-m", "mpi_es"]):
+        proc = subprocess.run([*command, "check", "c.yaml", "--out-dir", str(tmp_path / "o")],
+                              cwd=tmp_path, capture_output=True, text=True, env=run_env(),
+                              timeout=120)
+        assert proc.returncode == 0, (command, proc.stderr)
+        assert "config OK" in proc.stdout
