@@ -11,6 +11,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 from .distributed.agreement import UsageExit, agreed  # noqa: E402
 from .distributed.signals import StopRequest  # noqa: E402
@@ -94,21 +95,34 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--allow-import", action="append", default=[], metavar="MODULE",
                           help="let a checkpoint's `module:Id` env, or its `module:Name` network "
                                "or algorithm, import MODULE (repeatable)")
-    plot = sub.add_parser("plot", help="learning curves from the log.csv of runs")
+    plot = sub.add_parser("plot", help="learning curves from the log.csv of runs",
+                          description="Draw each run's mean return (with a +-std band) and its "
+                                      "evaluation episodes against generations, timesteps or "
+                                      "seconds, one colour per run (the plot extra).")
     plot.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    plot.add_argument("-o", "--output", default="curve.png", metavar="PNG")
+    plot.add_argument("-o", "--output", metavar="PNG",
+                      help="the image to write (default: curve.png in the first RUN_DIR)")
     plot.add_argument("--x", choices=("generation", "timesteps", "seconds"),
-                      default="generation")
-    plot.add_argument("--title")
+                      default="generation", help="the x axis (default generation)")
+    plot.add_argument("--title", help="the figure's title (default: none)")
     plot.add_argument("--hline", action="append", default=[], metavar="Y[=LABEL]",
                       help="draw a horizontal line (a threshold) at return Y; repeatable")
-    export = sub.add_parser("export", help="save a snapshot's policy as a Keras model")
-    export.add_argument("file", metavar="SNAPSHOT.h5")
-    export.add_argument("-o", "--output", required=True, metavar="MODEL.keras")
+    export = sub.add_parser("export", help="save a snapshot's policy as a Keras model",
+                            description="Write the noise-free MLP policy of a checkpoint, "
+                                        "snapshot or run directory as a .keras model (its "
+                                        "observation normalization and action head included) "
+                                        "and check it against the NumPy policy (the keras "
+                                        "extra).")
+    export.add_argument("file", metavar="SNAPSHOT.h5|RUN_DIR")
+    export.add_argument("-o", "--output", required=True, metavar="MODEL.keras",
+                        help="the model file to write (required)")
     export.add_argument("--allow-import", action="append", default=[], metavar="MODULE",
                         help="let a checkpoint's `module:Id` env, or its `module:Name` network "
                         "or algorithm, import MODULE (repeatable)")
-    info = sub.add_parser("info", help="show what a checkpoint or snapshot holds")
+    info = sub.add_parser("info", help="show what a checkpoint or snapshot holds",
+                          description="Print what a checkpoint, snapshot or run directory "
+                                      "holds: generation, counters, library versions and the "
+                                      "stored config (every field checked before it is read).")
     info.add_argument("file", metavar="FILE.h5|RUN_DIR")
     info.add_argument("--allow-import", action="append", default=[], metavar="MODULE",
                       help="let a checkpoint's `module:Name` algorithm import MODULE (repeatable)")
@@ -199,7 +213,8 @@ def cmd_evaluate(args, world) -> int:
 
 def cmd_plot(args, world) -> int:
     from .commands.plot import plot
-    out = agreed(world, lambda: plot(args.runs, args.output, args.x, args.title, args.hline)
+    output = args.output or str(Path(args.runs[0]) / "curve.png")
+    out = agreed(world, lambda: plot(args.runs, output, args.x, args.title, args.hline)
                  if world.is_root else None)
     if world.is_root:
         print(f"wrote {out}")
@@ -208,6 +223,7 @@ def cmd_plot(args, world) -> int:
 
 def cmd_export(args, world) -> int:
     from .commands import evaluate, export
+    args.file = checkpoint_path(args.file)
 
     def saved():
         if not world.is_root:
@@ -228,7 +244,6 @@ def cmd_export(args, world) -> int:
 
 def checkpoint_path(path: str) -> str:
     """A run directory means its checkpoint.h5."""
-    from pathlib import Path
     return str(Path(path) / "checkpoint.h5") if Path(path).is_dir() else path
 
 

@@ -11,4 +11,4 @@ def import_extra(module: str, extra: str):
         return importlib.import_module(module)
     except ImportError:
         raise ConfigError(f"{module.split('.')[0]} is not installed: "
-                          f'pip install "mpi_es[{extra}]"') from None
+                          f'pip install -e ".[{extra}]"') from None

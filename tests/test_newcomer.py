@@ -26,3 +26,22 @@ def test_the_console_script_finds_a_module_id_env_in_the_current_directory(tmp_p
                               timeout=120)
         assert proc.returncode == 0, (command, proc.stderr)
         assert "config OK" in proc.stdout
+
+
+def test_check_estimates_a_timesteps_budget_without_mujocos_deprecation_noise(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "mpi_es", "check", "jobs/paper/halfcheetah.yaml",
+                           "--out-dir", str(tmp_path / "o")], cwd=REPO, capture_output=True,
+                          text=True, env=run_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    estimate = next(line for line in proc.stdout.splitlines() if line.startswith("estimated"))
+    assert estimate.endswith("for 2.88M timesteps")          # the job stops on timesteps
+    assert "settotalmass" not in proc.stderr
+
+
+def test_every_command_describes_itself_and_its_defaults():
+    for command, text in [("plot", "default: curve.png in the first RUN_DIR"),
+                          ("export", "run directory as a .keras model"),
+                          ("info", "stored config")]:
+        proc = subprocess.run([sys.executable, "-m", "mpi_es", command, "--help"],
+                              capture_output=True, text=True, env=run_env(), timeout=60)
+        assert proc.returncode == 0 and text in " ".join(proc.stdout.split()), proc.stdout

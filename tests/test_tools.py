@@ -23,6 +23,13 @@ def pendulum_run(tmp_path_factory):
     return out
 
 
+def test_plot_writes_into_the_run_directory_by_default(pendulum_run):
+    proc = run_serial("plot", str(pendulum_run))
+    assert proc.returncode == 0, proc.stderr
+    assert (pendulum_run / "curve.png").stat().st_size > 1000
+    assert f"wrote {pendulum_run / 'curve.png'}" in proc.stdout
+
+
 def test_evaluate_serial_and_parallel_agree(pendulum_run):
     snap = pendulum_run / "snapshots" / "snapshot_00006.h5"
     serial = run_serial("evaluate", str(snap), "--episodes", "5", "--seed", "3", "--json")
@@ -109,7 +116,7 @@ def test_keras_export_matches_numpy_policy(tmp_path, variant):
     # the env module is named only inside the checkpoint: refused until the user allows it
     refused = run_serial("export", str(out / "checkpoint.h5"), "-o", str(model_path))
     assert refused.returncode == 2 and "--allow-import toy_envs" in refused.stderr
-    proc = run_serial("export", str(out / "checkpoint.h5"), "-o", str(model_path),
+    proc = run_serial("export", str(out), "-o", str(model_path),      # a run directory too
                       "--allow-import", "toy_envs", timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "differ from the NumPy policy's by at most" in proc.stdout

@@ -59,15 +59,20 @@ def seconds_per_step(cfg: Config, setup: Setup, seconds: float = 1.0) -> float:
     return (time.perf_counter() - start) / max(steps, 1)
 
 
-def cost_line(cfg: Config, ranks: int, step: float, per_gen: float) -> str:
+def cost_line(cfg: Config, ranks: int, step: float, per_gen: float, limit: int) -> str:
     """What the run costs at `per_gen` seconds a generation (every episode at the env's limit:
     a fresh policy often ends sooner, a trained one often goes the distance)."""
     line = (f"estimated cost:     {step * 1e6:.0f} us per step here; at most {per_gen:.1f} s "
             f"per generation on {ranks} rank{'s' if ranks != 1 else ''}")
+    totals = []
     if cfg.stop.generations:
-        line += (f", {duration(per_gen * cfg.stop.generations)} for {cfg.stop.generations} "
-                 f"generations")
-    return line
+        totals.append(f"{duration(per_gen * cfg.stop.generations)} for "
+                      f"{cfg.stop.generations} generations")
+    if cfg.stop.timesteps:
+        steps_per_gen = (cfg.population_size + cfg.eval_prob * cfg.train_slots) * limit
+        totals.append(f"{duration(per_gen * cfg.stop.timesteps / steps_per_gen)} for "
+                      f"{cfg.stop.timesteps / 1e6:g}M timesteps")
+    return line + "".join(f", {t}" for t in totals)
 
 
 def out_dir_problem(cfg: Config) -> str | None:
@@ -126,7 +131,7 @@ def scale_lines(cfg: Config, setup: Setup, ranks: int, step_s: float) -> list[st
     slot_s = cfg.episodes_per_slot * setup.limit * step_s
     params = setup.spec.num_params
     here = prediction(cfg, params, ranks, slot_s)
-    lines = [cost_line(cfg, ranks, step_s, here.seconds),
+    lines = [cost_line(cfg, ranks, step_s, here.seconds, setup.limit),
              f"predicted:          {here.seconds:.2f} s per generation on {ranks} rank"
              f"{'s' if ranks != 1 else ''}, {here.efficiency:.0%} efficiency (every episode at "
              f"the limit; interconnect {scaling.DEFAULT_LATENCY_S * 1e6:.0f} us, "

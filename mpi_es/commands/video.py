@@ -52,7 +52,7 @@ def pick_gl() -> str:
     raise ConfigError("--video: no offscreen OpenGL works here for MuJoCo; install Mesa's EGL "
                       f"({GL_PACKAGES['egl']}) or OSMesa ({GL_PACKAGES['osmesa']}), e.g. "
                       f"apt-get install {GL_PACKAGES['egl']}, and the video extra "
-                      f'(pip install "mpi_es[video]")')
+                      f'(pip install -e ".[video]")')
 
 
 class FrameCounter(list):
@@ -116,7 +116,7 @@ def rendering_env(env_id: str, *, width: int, height: int, camera: str | None):
     except DependencyNotInstalled as exc:
         raise ConfigError(f"--video: {env_id} cannot render without a package that is not "
                           f"installed ({str(exc).splitlines()[0]}); "
-                          f'pip install "mpi_es[video]"') from None
+                          f'pip install -e ".[video]"') from None
     unwrapped = env.unwrapped
     if hasattr(unwrapped, "mujoco_renderer"):
         env.close()

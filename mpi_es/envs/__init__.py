@@ -28,7 +28,13 @@ def show_mujoco_warnings(show: bool) -> None:
     _mujoco_warnings["show"] = show
 
 
+# Warnings about Gymnasium's own model files, which a user can do nothing about
+HARMLESS_MUJOCO_WARNINGS = ("compiler attribute 'settotalmass' is deprecated",)
+
+
 def _mujoco_warning(message: str) -> None:
+    if any(text in message for text in HARMLESS_MUJOCO_WARNINGS):
+        return
     if _mujoco_warnings["show"] and message not in _mujoco_warnings["seen"]:
         _mujoco_warnings["seen"].add(message)
         sys.stderr.write(f"MuJoCo warning: {message}\n")

@@ -18,7 +18,7 @@ FRAME_STACK = 4
 SCREEN_SIZE = 84
 NOOP_MAX = 30
 MAX_FRAMES = 108_000
-EXTRA_HINT = 'pip install "mpi_es[atari]"'
+EXTRA_HINT = 'pip install -e ".[atari]"'
 REFERENCE_KEEP_PROB = 0.01    # each random-play observation joins the reference batch with this
 
 

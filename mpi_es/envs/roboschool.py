@@ -30,7 +30,7 @@ ROBOSCHOOL_IDS = {
 }
 
 BULLET_MODULE = "pybullet_envs_gymnasium"
-EXTRA_HINT = 'pip install "mpi_es[roboschool]"'
+EXTRA_HINT = 'pip install -e ".[roboschool]"'
 
 
 def bullet_available() -> bool:
