@@ -203,7 +203,7 @@ def cmd_evaluate(args, world) -> int:
             video.check_video_path(args.video)
         snapshot = evaluate.load_snapshot(args.file, args.allow_import)
         if args.video and args.camera:
-            video.choose_camera(snapshot.cfg.env_id, args.camera)
+            video.choose_camera(snapshot.cfg.env_id, args.camera, snapshot.cfg.env_kwargs)
         return snapshot
 
     snapshot = agreed(world, checked)

@@ -45,3 +45,28 @@ def test_every_command_describes_itself_and_its_defaults():
         proc = subprocess.run([sys.executable, "-m", "mpi_es", command, "--help"],
                               capture_output=True, text=True, env=run_env(), timeout=60)
         assert proc.returncode == 0 and text in " ".join(proc.stdout.split()), proc.stdout
+
+
+def test_env_kwargs_reach_the_environment_and_are_checked():
+    from mpi_es import config
+    from mpi_es.envs import EnvError
+    from mpi_es.rundir.resume import config_differences
+    from mpi_es.training.setup import prepare
+    cfg = config.validate({"env_id": "HalfCheetah-v5", "env_kwargs": {"frame_skip": 2}})
+    assert prepare(cfg).env.unwrapped.frame_skip == 2
+    bad = config.validate({"env_id": "HalfCheetah-v5", "env_kwargs": {"hardcore": True}})
+    with __import__("pytest").raises(EnvError, match="'env_kwargs': HalfCheetah-v5 does not take "
+                                                     r"\['hardcore'\]"):
+        prepare(bad)
+    other = config.validate({"env_id": "HalfCheetah-v5", "env_kwargs": {"frame_skip": 3}})
+    assert config_differences(cfg.to_yaml(), other) == [
+        "env_kwargs.frame_skip: checkpoint has 2, config has 3"]
+
+
+def test_a_run_with_env_kwargs_is_evaluated_with_them(tmp_path):
+    from conftest import run_mpi, write_config
+    cfg = write_config(tmp_path / "c.yaml", env_kwargs={"dim": 2}, stop={"generations": 2})
+    out = tmp_path / "run"
+    assert run_mpi(2, str(cfg), "--out-dir", str(out)).returncode == 0
+    proc = run_mpi(1, "evaluate", str(out), "--episodes", "2", "--allow-import", "toy_envs")
+    assert proc.returncode == 0, proc.stderr          # a 2-D ToyReach: 4 observations

@@ -45,7 +45,7 @@ def load_snapshot(path: str | Path, allow_import: list[str] = ()) -> Snapshot:
     loaded = checkpoint.load(path, list(allow_import))
     cfg = stored_config(path, loaded, list(allow_import))
     check_import_allowed(cfg.env_id, path, list(allow_import))
-    env = make_env(cfg.env_id)
+    env = make_env(cfg.env_id, cfg.env_kwargs)
     maker = policies.build(cfg, env)
     env.close()
     if maker.num_params != loaded.state.theta.size:
@@ -60,7 +60,7 @@ def play(snapshot: Snapshot, episodes: list[int], seed: int, env=None,
          frames: list | None = None) -> list[tuple[int, float, int]]:
     """(episode, return, length) for each episode index, without action noise."""
     own = env is None
-    env = env or make_env(snapshot.cfg.env_id)
+    env = env or make_env(snapshot.cfg.env_id, snapshot.cfg.env_kwargs)
     results = play_noise_free(env, snapshot.policy, episodes, seed=seed, frames=frames,
                               limit=episode_limit(env, snapshot.cfg.timestep_limit))
     if own:

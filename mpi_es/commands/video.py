@@ -79,9 +79,9 @@ def check_video_path(path: str) -> None:
         raise ConfigError(f"--video {path}: the file name must end in .mp4 or .gif")
 
 
-def model_cameras(env_id: str) -> list[str]:
+def model_cameras(env_id: str, env_kwargs: dict | None = None) -> list[str]:
     """Named cameras of a MuJoCo env's model (empty for other envs)."""
-    env = make_env(env_id)
+    env = make_env(env_id, env_kwargs)
     try:
         model = getattr(env.unwrapped, "model", None)
         if model is None:
@@ -94,9 +94,9 @@ def model_cameras(env_id: str) -> list[str]:
         env.close()
 
 
-def choose_camera(env_id: str, camera: str | None) -> str | None:
+def choose_camera(env_id: str, camera: str | None, env_kwargs: dict | None = None) -> str | None:
     """The camera to render with: the one asked for (checked), else 'track' when there is one."""
-    cameras = model_cameras(env_id)
+    cameras = model_cameras(env_id, env_kwargs)
     if camera is None:
         return "track" if "track" in cameras else None
     if camera not in cameras:
@@ -104,7 +104,8 @@ def choose_camera(env_id: str, camera: str | None) -> str | None:
     return camera
 
 
-def rendering_env(env_id: str, *, width: int, height: int, camera: str | None):
+def rendering_env(env_id: str, *, width: int, height: int, camera: str | None,
+                  env_kwargs: dict | None = None):
     """The env with rgb_array rendering at width x height.
 
     MuJoCo envs take the size and camera as arguments; PyBullet's render in software at the
@@ -112,7 +113,7 @@ def rendering_env(env_id: str, *, width: int, height: int, camera: str | None):
     if is_mujoco(env_id):
         pick_gl()
     try:
-        env = make_env(env_id, render_mode="rgb_array")
+        env = make_env(env_id, env_kwargs, render_mode="rgb_array")
     except DependencyNotInstalled as exc:
         raise ConfigError(f"--video: {env_id} cannot render without a package that is not "
                           f"installed ({str(exc).splitlines()[0]}); "
@@ -121,7 +122,8 @@ def rendering_env(env_id: str, *, width: int, height: int, camera: str | None):
     if hasattr(unwrapped, "mujoco_renderer"):
         env.close()
         kwargs = {"camera_name": camera} if camera else {}
-        return make_env(env_id, render_mode="rgb_array", width=width, height=height, **kwargs)
+        return make_env(env_id, env_kwargs, render_mode="rgb_array", width=width,
+                        height=height, **kwargs)
     if hasattr(unwrapped, "_render_width"):
         unwrapped._render_width, unwrapped._render_height = width, height
     return env
@@ -135,8 +137,9 @@ def record_video(snapshot: Snapshot, path: str, *, episodes: int, seed: int, fps
     robot; gymnasium's default free camera stays put while a runner leaves the picture.
     """
     imageio = import_extra("imageio.v2", "video")
-    camera = choose_camera(snapshot.cfg.env_id, camera)
-    env = rendering_env(snapshot.cfg.env_id, width=width, height=height, camera=camera)
+    camera = choose_camera(snapshot.cfg.env_id, camera, snapshot.cfg.env_kwargs)
+    env = rendering_env(snapshot.cfg.env_id, width=width, height=height, camera=camera,
+                        env_kwargs=snapshot.cfg.env_kwargs)
     frames = FrameCounter()
     try:
         play(snapshot, list(range(episodes)), seed, env=env, frames=frames)

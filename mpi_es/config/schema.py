@@ -77,6 +77,9 @@ class Config(Section):
     env_id: str
     """any Gymnasium id; `module:Id` imports `module` first (bring your own env); Roboschool ids
     map to their PyBullet port (the `roboschool` extra) or Gymnasium MuJoCo twin, with a notice"""
+    env_kwargs: dict[str, Any] = {}
+    """keyword arguments for the environment's constructor (gym.make), e.g. `{frame_skip: 2}`
+    or `{hardcore: true}`; checked when the env is made, part of what a resume compares"""
     algorithm: str = "openai_es"
     """the update rule: `openai_es`, `ars`, or your own as `package.module:Name`; each brings its
     own section of keys (below)"""

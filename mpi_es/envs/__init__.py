@@ -56,9 +56,11 @@ def route_mujoco_warnings(gym_id: str) -> None:
         mujoco.set_mju_user_warning(_mujoco_warning)
 
 
-def make_env(env_id: str, **kwargs):
-    """gym.make with errors turned into one EnvError that names the id and close matches."""
+def make_env(env_id: str, env_kwargs: dict | None = None, **kwargs):
+    """gym.make with the config's `env_kwargs` (and `kwargs`, e.g. render_mode), its errors
+    turned into one EnvError that names the id and close matches."""
     import gymnasium as gym
+    kwargs = {**(env_kwargs or {}), **kwargs}
     gym_id, _ = resolve_env_id(env_id)
     bullet = roboschool.is_bullet_id(gym_id.split(":")[-1])
     if atari.looks_like_atari(gym_id) and not atari.available():
@@ -66,7 +68,7 @@ def make_env(env_id: str, **kwargs):
     route_mujoco_warnings(gym_id)
     try:
         if atari.is_atari(gym_id):
-            env = atari.make(gym_id, render_mode=kwargs.get("render_mode"))
+            env = atari.make(gym_id, **kwargs)
         elif bullet:
             env = roboschool.make_bullet(gym_id, **kwargs)
         else:
@@ -81,6 +83,11 @@ def make_env(env_id: str, **kwargs):
                        ) from None
     except ModuleNotFoundError as exc:
         raise EnvError(f"'env_id': cannot import the module of {env_id!r}: {exc}") from None
+    except TypeError as exc:           # a keyword its constructor does not take
+        if not env_kwargs:
+            raise
+        raise EnvError(f"'env_kwargs': {env_id} does not take {sorted(env_kwargs)}: {exc}"
+                       ) from None
     check_spaces(env, env_id)
     return env
 

@@ -48,12 +48,13 @@ def is_atari(gym_id: str) -> bool:
     return spec is not None and str(spec.entry_point).startswith("ale_py")
 
 
-def make(gym_id: str, render_mode: str | None = None) -> gym.Env:
-    """The game with the paper's preprocessing; observations (4, 84, 84) uint8."""
+def make(gym_id: str, **kwargs) -> gym.Env:
+    """The game with the paper's preprocessing; observations (4, 84, 84) uint8. `kwargs` go to
+    ALE's constructor (render_mode, a game mode, ...)."""
     from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation, TimeLimit
     with c_output_silenced():       # ALE prints its banner from C on the first game made
-        env = gym.make(gym_id, frameskip=1, max_num_frames_per_episode=MAX_FRAMES,
-                       render_mode=render_mode)
+        env = gym.make(gym_id, **{"frameskip": 1, "max_num_frames_per_episode": MAX_FRAMES,
+                                  **kwargs})
     env = AtariPreprocessing(env, noop_max=NOOP_MAX, frame_skip=FRAME_SKIP,
                              screen_size=SCREEN_SIZE, terminal_on_life_loss=False,
                              grayscale_obs=True, scale_obs=False)

@@ -39,7 +39,7 @@ class Setup:
 def prepare(cfg: Config, ranks_on_node: int = 1) -> Setup:
     """Make the env and check the config against it (and the node's memory against
     `ranks_on_node` ranks). Raises ConfigError / EnvError."""
-    env = make_env(cfg.env_id)
+    env = make_env(cfg.env_id, cfg.env_kwargs)
     family = policies.get(cfg.model.network)
     spec = family.spec(cfg, env)
     limit = episode_limit(env, cfg.timestep_limit)
