@@ -70,3 +70,22 @@ def test_a_run_with_env_kwargs_is_evaluated_with_them(tmp_path):
     assert run_mpi(2, str(cfg), "--out-dir", str(out)).returncode == 0
     proc = run_mpi(1, "evaluate", str(out), "--episodes", "2", "--allow-import", "toy_envs")
     assert proc.returncode == 0, proc.stderr          # a 2-D ToyReach: 4 observations
+
+
+def test_resuming_from_an_earlier_snapshot_keeps_the_discarded_branch_and_says_so(tmp_path):
+    from conftest import run_mpi, write_config
+    from mpi_es.rundir import checkpoint, runlog
+    cfg = write_config(tmp_path / "c.yaml", stop={"generations": 6}, snapshot_freq=2)
+    out = tmp_path / "run"
+    assert run_mpi(2, str(cfg), "--out-dir", str(out)).returncode == 0
+    before = runlog.read(out / "log.csv")
+    proc = run_mpi(2, str(cfg), "--out-dir", str(out), "--resume",
+                   str(out / "snapshots" / "snapshot_00002.h5"), "--set", "stop.generations=3")
+    assert proc.returncode == 0, proc.stderr
+    assert "resuming at generation 2 discards generations 3..6 of this run" in proc.stdout
+    aside = next(out.glob("discarded-*"))
+    assert runlog.read(aside / "log.csv") == before
+    assert checkpoint.load(aside / "checkpoint.h5").state.generation == 6
+    assert sorted(p.name for p in (aside / "snapshots").iterdir()) == [
+        "snapshot_00004.h5", "snapshot_00006.h5"]
+    assert len(runlog.read(out / "log.csv")) == 3

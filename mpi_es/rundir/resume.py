@@ -1,6 +1,9 @@
 """Where a run starts: fresh, or from a checkpoint whose config still matches."""
 from __future__ import annotations
 
+import os
+import shutil
+import time
 from pathlib import Path
 
 from ..config import Config, parse_yaml, validate
@@ -92,3 +95,35 @@ def load_for_resume(path: Path, cfg: Config, num_params: int) -> tuple[checkpoin
         raise ConfigError(f"{path}: /optimizer holds a {loaded.state.param_state.kind} state; "
                           f"this config's algorithm keeps {layout.kind}")
     return loaded.state, warnings
+
+
+def set_aside_later_generations(out_dir: Path, generation: int) -> str | None:
+    """Resuming OUT_DIR from an earlier generation (--resume PATH) discards what the run did
+    after it: move its log, checkpoint and later snapshots to OUT_DIR/discarded-<time>/ (so
+    nothing is lost) and say what moved; None when there is nothing after `generation`."""
+    from . import runlog
+    later_snapshots = sorted(
+        p for p in (out_dir / "snapshots").glob("snapshot_*.h5")
+        if p.stem.split("_")[-1].isdigit() and int(p.stem.split("_")[-1]) > generation)
+    log = out_dir / "log.csv"
+    later_rows = [r for r in (runlog.read_checked(log)[0] if log.exists() else [])
+                  if int(r["Generation"]) > generation]
+    current = out_dir / "checkpoint.h5"
+    try:
+        ahead = current.exists() and checkpoint.load(current).state.generation > generation
+    except ConfigError:
+        ahead = False
+    if not (later_snapshots or later_rows or ahead):
+        return None
+    aside = out_dir / f"discarded-{time.strftime('%Y%m%d-%H%M%S')}"
+    (aside / "snapshots").mkdir(parents=True, exist_ok=True)
+    if log.exists():
+        shutil.copy2(log, aside / "log.csv")          # the log itself is cut back in place
+    if ahead:
+        shutil.copy2(current, aside / "checkpoint.h5")
+    for snap in later_snapshots:
+        os.replace(snap, aside / "snapshots" / snap.name)
+    last = max([int(r["Generation"]) for r in later_rows] or [generation])
+    return (f"resuming at generation {generation} discards generations {generation + 1}.."
+            f"{last} of this run: its log, checkpoint and {len(later_snapshots)} later "
+            f"snapshot(s) are kept in {aside}")

@@ -17,7 +17,8 @@ from ..envs import resolve_env_id, show_mujoco_warnings
 from ..errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE
 from ..rundir import runlock
 from ..rundir.outputs import Outputs
-from ..rundir.resume import checkpoint_to_resume, load_for_resume
+from ..rundir.resume import (checkpoint_to_resume, load_for_resume,
+                             set_aside_later_generations)
 from .loop import Trainer
 from .setup import Setup, build_noise_table, initial_state, prepare, verify_consistent
 from .stopping import stop_reason
@@ -73,6 +74,10 @@ def starting_state(cfg: Config, world: World, setup: Setup, resume: str) -> Trai
     state, warnings = load_for_resume(path, cfg, setup.spec.num_params)
     for line in warnings:
         print(line, file=sys.stderr, flush=True)
+    if resume not in ("auto", "never"):
+        moved = set_aside_later_generations(Path(cfg.out_dir), state.generation)
+        if moved:
+            print(moved, flush=True)
     print(f"resuming from {path} at generation {state.generation} "
           f"({state.timesteps_so_far} timesteps so far)", flush=True)
     return state
