@@ -7,4 +7,6 @@ EXIT_STOPPED = 75    # stopped by a signal after saving a checkpoint: run the sa
 
 
 class ConfigError(Exception):
-    """A bad config, option or input file: the message is for the user, exit status 2."""
+    """A bad config, option or input file: the message is for the user, exit status 2 (one
+    line, no traceback, wherever it is raised)."""
+    exit_status = EXIT_USAGE

@@ -89,3 +89,24 @@ def test_resuming_from_an_earlier_snapshot_keeps_the_discarded_branch_and_says_s
     assert sorted(p.name for p in (aside / "snapshots").iterdir()) == [
         "snapshot_00004.h5", "snapshot_00006.h5"]
     assert len(runlog.read(out / "log.csv")) == 3
+
+
+def test_a_video_without_its_extra_is_one_line_and_with_it_prints_no_false_error(tmp_path):
+    from conftest import run_mpi
+    out = tmp_path / "run"
+    assert run_mpi(1, "jobs/cartpole.yaml", "--out-dir", str(out),
+                   "--set", "stop.generations=1").returncode == 0
+    blocked = tmp_path / "blocked" / "pygame"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ImportError('pygame blocked by the test')\n")
+    env = run_env()
+    env["PYTHONPATH"] = f"{blocked.parent}:{env['PYTHONPATH']}"
+    command = [sys.executable, "-m", "mpi_es", "evaluate", str(out), "--episodes", "1",
+               "--video", str(tmp_path / "v.gif")]
+    missing = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert missing.returncode == 2, missing.stderr
+    assert "Traceback" not in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    assert 'pip install -e ".[video]"' in missing.stderr
+    made = subprocess.run(command, capture_output=True, text=True, env=run_env(), timeout=120)
+    assert made.returncode == 0, made.stderr
+    assert "error" not in made.stderr.lower() and (tmp_path / "v.gif").stat().st_size > 1000

@@ -137,12 +137,20 @@ def record_video(snapshot: Snapshot, path: str, *, episodes: int, seed: int, fps
     robot; gymnasium's default free camera stays put while a runner leaves the picture.
     """
     imageio = import_extra("imageio.v2", "video")
+    # pygame (classic control, Box2D) renders offscreen: no display or sound to look for, and
+    # no "XDG_RUNTIME_DIR is invalid" from SDL probing for one
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     camera = choose_camera(snapshot.cfg.env_id, camera, snapshot.cfg.env_kwargs)
     env = rendering_env(snapshot.cfg.env_id, width=width, height=height, camera=camera,
                         env_kwargs=snapshot.cfg.env_kwargs)
     frames = FrameCounter()
     try:
         play(snapshot, list(range(episodes)), seed, env=env, frames=frames)
+    except DependencyNotInstalled as exc:        # an env that imports its renderer late
+        raise ConfigError(f"--video: {snapshot.cfg.env_id} cannot render without a package "
+                          f"that is not installed ({str(exc).splitlines()[0]}); "
+                          f'pip install -e ".[video]"') from None
     finally:
         env.close()
     frames.done()
