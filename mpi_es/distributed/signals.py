@@ -11,6 +11,12 @@ from ..errors import EXIT_STOPPED
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 
 
+AGAIN = "send it again to abandon the generation now"
+# MPICH's mpiexec (hydra) takes a second Ctrl-C itself: it kills the ranks at once and exits 0
+AGAIN_UNDER_HYDRA = ("wait for exit 75; a second Ctrl-C makes MPICH's mpiexec kill the job "
+                     "at once, keeping the last complete checkpoint, with exit status 0")
+
+
 class StopRequest:
     def __init__(self, *, verbose: bool):
         self.verbose = verbose
@@ -27,8 +33,8 @@ class StopRequest:
         if len(self.received) == 1:
             if self.verbose:
                 print(f"{name} received: stopping after the current generation "
-                      f"(send it again to abandon the generation now)", file=sys.stderr,
-                      flush=True)
+                      f"({AGAIN_UNDER_HYDRA if 'HYDI_CONTROL_FD' in os.environ else AGAIN})",
+                      file=sys.stderr, flush=True)
             return
         if self.verbose:
             print(f"{name} received again: abandoning the current generation; the last "
