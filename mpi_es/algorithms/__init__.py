@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..core.optimizers import StateLayout
 from ..plugins import is_reference, load_class
-from . import ars, openai_es  # noqa: F401  (registers the built-in algorithms)
+from . import ars, canonical, openai_es  # noqa: F401  (registers the built-in algorithms)
 from .base import DEFAULT, REGISTRY, Algorithm, register
 
 __all__ = ["Algorithm", "DEFAULT", "REGISTRY", "get", "register", "state_layouts"]
