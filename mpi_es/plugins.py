@@ -37,3 +37,23 @@ def load_class(reference: str, base: type, key: str) -> type:
         raise ConfigError(f"'{key}': {reference} is {what}, not a subclass of "
                           f"{base.__module__}.{base.__qualname__}")
     return found
+
+
+def register_in(registry: dict[str, type], cls: type) -> type:
+    """Add a class to a registry under its `name` (a decorator's body)."""
+    if not cls.name:
+        raise ValueError(f"{cls.__qualname__} has no name")
+    registry[cls.name] = cls
+    return cls
+
+
+def look_up(registry: dict[str, type], name: str, base: type, key: str, what: str) -> type:
+    """The class `key: name` means: a registered one, or `package.module:Name` imported (and
+    registered under that reference); ConfigError naming the known ones otherwise."""
+    if name in registry:
+        return registry[name]
+    if is_reference(name):
+        return registry.setdefault(name, load_class(name, base, key))
+    known = ", ".join(n for n in registry if not is_reference(n))
+    raise ConfigError(f"'{key}': unknown {what} {name!r} (known: {known}, or "
+                      f"package.module:Name for your own)")

@@ -37,7 +37,7 @@ def test_roboschool_ids_without_the_extra_map_to_mujoco_twins():
         assert gym_id == twin and twin in gym.registry
         assert old in notice and twin in notice and "roboschool]" in notice
         assert "\n" not in notice
-    with pytest.raises(roboschool.RoboschoolUnavailable, match=r"mpi_es\[roboschool\]"):
+    with pytest.raises(roboschool.RoboschoolUnavailable, match=r"pip install -e \"\.\[roboschool\]\""):
         roboschool.resolve("RoboschoolHumanoidFlagrun-v1", bullet=False)
     assert roboschool.resolve("Ant-v5") == ("Ant-v5", None)
 
@@ -138,11 +138,13 @@ def test_box2d_envs_train_under_mpi(tmp_path, job, env_id):
 
 
 def test_mujoco_warnings_go_to_the_job_output_once_never_to_a_log_file(tmp_path):
-    """HalfCheetah's model uses a deprecated compiler attribute: MuJoCo warns when it loads."""
+    """HalfCheetah's model uses a deprecated compiler attribute: MuJoCo warns when it loads.
+    That warning is about Gymnasium's model, which a user cannot change: the handler takes it
+    (no MUJOCO_LOG.TXT in the current directory) and does not print it."""
     from conftest import run_mpi, write_config
     cfg = write_config(tmp_path / "c.yaml", env_id="HalfCheetah-v5", timestep_limit=5,
                        population_size=4, stop={"generations": 1})
     proc = run_mpi(2, str(cfg), "--out-dir", str(tmp_path / "out"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.count("MuJoCo warning: compiler attribute 'settotalmass'") == 1
+    assert "settotalmass" not in proc.stderr
     assert not list(tmp_path.rglob("MUJOCO_LOG.TXT"))

@@ -3,7 +3,7 @@ of the `algorithm:` key: a registered name, or `package.module:Name` from the us
 from __future__ import annotations
 
 from ..core.optimizers import StateLayout
-from ..plugins import is_reference, load_class
+from ..plugins import look_up
 from . import ars, canonical, openai_es  # noqa: F401  (registers the built-in algorithms)
 from .base import DEFAULT, REGISTRY, Algorithm, register
 
@@ -13,16 +13,7 @@ __all__ = ["Algorithm", "DEFAULT", "REGISTRY", "get", "register", "state_layouts
 def get(name: str) -> type[Algorithm]:
     """The Algorithm class `algorithm: name` means (imports a `package.module:Name`);
     ConfigError when there is none."""
-    from ..errors import ConfigError
-    if name in REGISTRY:
-        return REGISTRY[name]
-    if is_reference(name):
-        cls = load_class(name, Algorithm, "algorithm")
-        REGISTRY.setdefault(name, cls)
-        return cls
-    raise ConfigError(f"'algorithm': unknown algorithm {name!r} (known: "
-                      f"{', '.join(n for n in REGISTRY if not is_reference(n))}, or "
-                      f"package.module:Name for your own)")
+    return look_up(REGISTRY, name, Algorithm, "algorithm", "algorithm")
 
 
 def state_layouts() -> dict[str, StateLayout]:

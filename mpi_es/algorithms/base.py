@@ -26,6 +26,7 @@ import numpy as np
 from ..core.noise import BlockNoise
 from ..core.optimizers import NO_STATE, ParamState, StateLayout
 from ..fields import Section
+from ..plugins import register_in
 
 
 class Algorithm:
@@ -105,8 +106,5 @@ REGISTRY: dict[str, type[Algorithm]] = {}
 
 
 def register(cls: type[Algorithm]) -> type[Algorithm]:
-    """Make an Algorithm subclass available as `algorithm: <cls.name>`."""
-    if not cls.name:
-        raise ValueError(f"{cls.__qualname__} has no name")
-    REGISTRY[cls.name] = cls
-    return cls
+    """Make a Algorithm subclass available as `algorithm: <cls.name>`."""
+    return register_in(REGISTRY, cls)

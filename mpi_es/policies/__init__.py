@@ -2,8 +2,7 @@
 lookup of `model.network`: a registered name, or `package.module:Name` from the user's config."""
 from __future__ import annotations
 
-from ..errors import ConfigError
-from ..plugins import is_reference, load_class
+from ..plugins import look_up
 from . import cnn, mlp  # noqa: F401  (registers the built-in families)
 from .base import REGISTRY, Policy, PolicyFamily, PolicyMaker, PolicySpec, is_image, register
 
@@ -13,15 +12,7 @@ __all__ = ["Policy", "PolicyFamily", "PolicyMaker", "PolicySpec", "REGISTRY", "b
 
 def get(name: str) -> type[PolicyFamily]:
     """The family `model.network: name` means (imports a `package.module:Name`)."""
-    if name in REGISTRY:
-        return REGISTRY[name]
-    if is_reference(name):
-        cls = load_class(name, PolicyFamily, "model.network")
-        REGISTRY.setdefault(name, cls)
-        return cls
-    raise ConfigError(f"'model.network': unknown network {name!r} (known: "
-                      f"{', '.join(n for n in REGISTRY if not is_reference(n))}, or "
-                      f"package.module:Name for your own)")
+    return look_up(REGISTRY, name, PolicyFamily, "model.network", "network")
 
 
 def build(cfg, env) -> PolicyMaker:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from ..fields import Section
+from ..plugins import register_in
 
 
 class Policy(Protocol):
@@ -87,10 +88,7 @@ REGISTRY: dict[str, type[PolicyFamily]] = {}
 
 def register(cls: type[PolicyFamily]) -> type[PolicyFamily]:
     """Make a PolicyFamily subclass available as `model.network: <cls.name>`."""
-    if not cls.name:
-        raise ValueError(f"{cls.__qualname__} has no name")
-    REGISTRY[cls.name] = cls
-    return cls
+    return register_in(REGISTRY, cls)
 
 
 def is_image(space) -> bool:
