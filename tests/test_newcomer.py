@@ -3,6 +3,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO, TESTS, run_env
 
 
@@ -55,14 +57,15 @@ def test_env_kwargs_reach_the_environment_and_are_checked():
     cfg = config.validate({"env_id": "HalfCheetah-v5", "env_kwargs": {"frame_skip": 2}})
     assert prepare(cfg).env.unwrapped.frame_skip == 2
     bad = config.validate({"env_id": "HalfCheetah-v5", "env_kwargs": {"hardcore": True}})
-    with __import__("pytest").raises(EnvError, match="'env_kwargs': HalfCheetah-v5 does not take "
-                                                     r"\['hardcore'\]"):
+    with pytest.raises(EnvError, match="'env_kwargs': HalfCheetah-v5 does not take "
+                                       r"\['hardcore'\]"):
         prepare(bad)
     other = config.validate({"env_id": "HalfCheetah-v5", "env_kwargs": {"frame_skip": 3}})
     assert config_differences(cfg.to_yaml(), other) == [
         "env_kwargs.frame_skip: checkpoint has 2, config has 3"]
 
 
+@pytest.mark.mpi
 def test_a_run_with_env_kwargs_is_evaluated_with_them(tmp_path):
     from conftest import run_mpi, write_config
     cfg = write_config(tmp_path / "c.yaml", env_kwargs={"dim": 2}, stop={"generations": 2})
@@ -72,6 +75,7 @@ def test_a_run_with_env_kwargs_is_evaluated_with_them(tmp_path):
     assert proc.returncode == 0, proc.stderr          # a 2-D ToyReach: 4 observations
 
 
+@pytest.mark.mpi
 def test_resuming_from_an_earlier_snapshot_keeps_the_discarded_branch_and_says_so(tmp_path):
     from conftest import run_mpi, write_config
     from mpi_es.rundir import checkpoint, runlog
@@ -91,6 +95,7 @@ def test_resuming_from_an_earlier_snapshot_keeps_the_discarded_branch_and_says_s
     assert len(runlog.read(out / "log.csv")) == 3
 
 
+@pytest.mark.mpi
 def test_a_video_without_its_extra_is_one_line_and_with_it_prints_no_false_error(tmp_path):
     from conftest import run_mpi
     out = tmp_path / "run"
