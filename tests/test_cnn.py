@@ -99,3 +99,23 @@ def test_vbn_needs_a_reference_batch():
 def test_too_small_images_are_refused():
     with pytest.raises(ValueError, match="too small"):
         CnnSpec((4, 16, 16), num_actions=3).num_params
+
+
+@pytest.mark.parametrize("vbn", [False, True])
+def test_channels_last_images_are_the_same_network_on_the_transposed_frames(vbn):
+    """(H, W, C) images (RGB frames, other wrappers) are recognised; a channels-last policy acts
+    on them exactly as the channels-first one acts on the same frames transposed."""
+    from mpi_es.policies.cnn import channels_last
+    assert channels_last((84, 84, 4)) and channels_last((210, 160, 3))
+    assert not channels_last((4, 84, 84)) and not channels_last((2, 42, 46))
+    rng = np.random.default_rng(1)
+    first = CnnSpec((4, 42, 46), num_actions=3, vbn=vbn)
+    last = CnnSpec((42, 46, 4), num_actions=3, vbn=vbn, channels_last=True)
+    assert last.num_params == first.num_params and last.conv_shapes == first.conv_shapes
+    assert "channels last" in last.describe_observations()
+    theta = first.init_theta(rng) + rng.normal(0, 0.3, first.num_params).astype(np.float32)
+    reference = rng.integers(0, 256, (6, 42, 46, 4), dtype=np.uint8) if vbn else None
+    hwc = CnnPolicy(last, theta, reference)
+    chw = CnnPolicy(first, theta, None if reference is None else reference.transpose(0, 3, 1, 2))
+    ob = rng.integers(0, 256, (42, 46, 4), dtype=np.uint8)
+    np.testing.assert_array_equal(hwc.scores(ob), chw.scores(ob.transpose(2, 0, 1)))

@@ -34,8 +34,17 @@ class CnnSpec:
     action_start: int = 0
     vbn: bool = True
     vbn_batch: int = 128
+    channels_last: bool = False        # (height, width, channels) images, e.g. raw RGB frames
 
     scalar_action = True
+
+    @property
+    def chw(self) -> tuple[int, int, int]:
+        """(channels, height, width), whichever way the env lays its images out."""
+        if self.channels_last:
+            height, width, channels = self.obs_shape
+            return channels, height, width
+        return self.obs_shape
 
     @property
     def ob_dim(self) -> int:
@@ -44,7 +53,7 @@ class CnnSpec:
     @property
     def conv_shapes(self) -> list[tuple[int, int, int]]:
         """(height, width, channels) after each convolution."""
-        height, width, channels = self.obs_shape[1], self.obs_shape[2], self.obs_shape[0]
+        channels, height, width = self.chw
         out = []
         for filters, kernel, stride in CONVS:
             height = (height - kernel) // stride + 1
@@ -59,7 +68,7 @@ class CnnSpec:
     @property
     def layer_shapes(self) -> list[tuple[int, int]]:
         """(fan in, fan out) of conv1, conv2, dense, output, as matrices."""
-        channels = self.obs_shape[0]
+        channels = self.chw[0]
         shapes = []
         for filters, kernel, _ in CONVS:
             shapes.append((channels * kernel * kernel, filters))
@@ -94,8 +103,10 @@ class CnnSpec:
         return arrays
 
     def describe_observations(self) -> str:
-        frames, height, width = self.obs_shape
-        return f"{frames}x{height}x{width}  ({frames} stacked {height}x{width} frames)"
+        frames, height, width = self.chw
+        layout = ", channels last" if self.channels_last else ""
+        return (f"{'x'.join(map(str, self.obs_shape))}  ({frames} stacked {height}x{width} "
+                f"frames{layout})")
 
     def describe_actions(self) -> str:
         return f"1  (choices {self.num_actions}, argmax)"
@@ -116,6 +127,13 @@ class CnnSpec:
                 fill = 1.0 if name.startswith("gamma") else 0.0
                 parts.append(np.full(shape, fill, np.float32))
         return np.concatenate(parts).astype(np.float32)
+
+
+def channels_last(shape: tuple[int, int, int]) -> bool:
+    """(height, width, channels) rather than (channels, height, width): a last axis of a few
+    channels after a larger one (Atari's stacked frames are (4, 84, 84); RGB frames
+    (210, 160, 3))."""
+    return shape[2] < shape[0] and shape[2] <= 16
 
 
 def _blocks(x: np.ndarray, stride: int, channels_first: bool) -> np.ndarray:
@@ -161,7 +179,8 @@ class CnnPolicy:
         self.spec = spec
         # the first layer's tiles do not depend on theta: cut them once
         self._reference_tiles = (None if reference is None else
-                                 _blocks(reference, CONVS[0][2], channels_first=True))
+                                 _blocks(reference, CONVS[0][2],
+                                         channels_first=not spec.channels_last))
         self.set_theta(theta)
 
     def set_obstat(self, obstat) -> None:
@@ -171,7 +190,7 @@ class CnnPolicy:
         self.theta = np.asarray(theta, dtype=np.float32)
         arrays = self.spec.unflatten(self.theta)
         layers = []
-        channels = self.spec.obs_shape[0]
+        channels = self.spec.chw[0]
         x = self._reference_tiles
         for k in range(len(self.spec.layer_shapes) - 1):
             w = arrays[f"w{k}"] * PIXEL_SCALE if k == 0 else arrays[f"w{k}"]
@@ -208,7 +227,7 @@ class CnnPolicy:
 
     def scores(self, ob: np.ndarray) -> np.ndarray:
         """One score per action for one observation ((frames, H, W) uint8)."""
-        x = _blocks(ob, CONVS[0][2], channels_first=True)
+        x = _blocks(ob, CONVS[0][2], channels_first=not self.spec.channels_last)
         for k, (w, b) in enumerate(self._hidden):
             if k < len(CONVS):
                 x = _conv(x, w)
@@ -257,9 +276,10 @@ class Cnn(PolicyFamily):
         if not isinstance(action, spaces.Discrete):
             raise ConfigError(f"'model.network': cnn chooses one of a Discrete set of actions; "
                               f"{cfg.env_id} has {action}")
-        spec = CnnSpec(obs_shape=tuple(int(n) for n in ob.shape), num_actions=int(action.n),
+        shape = tuple(int(n) for n in ob.shape)
+        spec = CnnSpec(obs_shape=shape, num_actions=int(action.n),
                        action_start=int(action.start), vbn=cfg.model.vbn,
-                       vbn_batch=cfg.model.vbn_batch)
+                       vbn_batch=cfg.model.vbn_batch, channels_last=channels_last(shape))
         try:
             spec.conv_shapes
         except ValueError as exc:
