@@ -19,10 +19,12 @@ import csv
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,6 +53,33 @@ SUITES = {
 }
 
 
+STOPPED_EXIT = 75
+STOPPING = threading.Event()
+RUNNING: set[subprocess.Popen] = set()
+RUNNING_LOCK = threading.Lock()
+
+
+def on_stop_signal(signum, frame) -> None:
+    """Stop the way a job does: the running trainings checkpoint at the end of their
+    generation, no further one starts, and the driver exits 75."""
+    STOPPING.set()
+    with RUNNING_LOCK:
+        for proc in RUNNING:
+            proc.send_signal(signum)
+
+
+def run_all(calls: list, parallel: int) -> None:
+    """Run the training calls (function, *args), PARALLEL at a time. SIGTERM, SIGINT or SIGUSR1
+    (or a job that stops with exit 75) stops them all and exits 75 once they have checkpointed."""
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+        signal.signal(signum, on_stop_signal)
+    with ThreadPoolExecutor(max(1, parallel)) as pool:
+        for done in [pool.submit(*call) for call in calls]:
+            done.result()
+    if STOPPING.is_set():
+        raise SystemExit(STOPPED_EXIT)
+
+
 def run_dir(root: Path, stem: str, seed: int) -> Path:
     return root / stem / f"seed{seed}"
 
@@ -63,6 +92,8 @@ def train(suite: dict, stem: str, seed: int, root: Path, ranks: int) -> None:
 def train_config(config: str, out: Path, ranks: int, sets: list[str]) -> None:
     """Train (or resume) CONFIG into OUT under `mpiexec -n RANKS`, its output in OUT's sibling
     OUT.out; raise SystemExit naming that file when the run fails."""
+    if STOPPING.is_set():
+        return
     mpiexec = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     cmd = [mpiexec, "-n", str(ranks), sys.executable, "-m", "mpi_es", config, "--out-dir", str(out)]
     for item in sets:
@@ -70,8 +101,22 @@ def train_config(config: str, out: Path, ranks: int, sets: list[str]) -> None:
     print("+", " ".join(cmd), flush=True)
     out.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f"{out.name}.out", "a") as log:
-        status = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
-    if status != 0:
+        # Its own session, so a signal to this driver's process group reaches the job once,
+        # forwarded by on_stop_signal.
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        with RUNNING_LOCK:
+            RUNNING.add(proc)
+        try:
+            status = proc.wait()
+        finally:
+            with RUNNING_LOCK:
+                RUNNING.discard(proc)
+    if status == STOPPED_EXIT:
+        print(f"stopped: {out} (resumes where it stopped when this command runs again)",
+              flush=True)
+        STOPPING.set()
+    elif status != 0:
         raise SystemExit(f"training {config} into {out} failed with exit {status}; see {log.name}")
 
 
@@ -218,10 +263,8 @@ def main() -> None:
             parser.error(f"--tasks: {stem} is not in the {args.suite} suite ({', '.join(stems)})")
         runs += [(stem, seed) for seed in args.seeds]
     if not args.report_only:
-        with ThreadPoolExecutor(max(1, args.parallel)) as pool:
-            for done in [pool.submit(train, suite, stem, seed, root, args.ranks)
-                         for stem, seed in runs]:
-                done.result()
+        run_all([(train, suite, stem, seed, root, args.ranks) for stem, seed in runs],
+                args.parallel)
     for stem, seed in runs:
         if (run_dir(root, stem, seed) / "checkpoint.h5").exists():
             evaluate(stem, seed, root)
