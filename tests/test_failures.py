@@ -1,9 +1,12 @@
 """Failures on one rank end the whole job quickly and keep the last good checkpoint."""
+import os
+import signal
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import run_serial, run_mpi, start_mpi, wait_for_line, write_config
+from conftest import descendants, run_serial, run_mpi, start_mpi, wait_for_line, write_config
 from mpi_es.rundir import checkpoint, runlog
 
 pytestmark = pytest.mark.mpi
@@ -174,3 +177,43 @@ def test_check_command(tmp_path):
     bad = run_mpi(1, "check", "jobs/ant_laptop.yaml", "--set", "model.nonlin_type=sigmoid",
                   *out)
     assert bad.returncode == 2 and "'model.nonlin_type'" in bad.stderr
+
+
+def shared_memory_files(pids: list[int]) -> set[str]:
+    """The /dev/shm files the processes map, as /proc/PID/maps names them ('... (deleted)' once
+    their name is gone)."""
+    found = set()
+    for pid in pids:
+        try:
+            lines = Path(f"/proc/{pid}/maps").read_text().splitlines()
+        except OSError:
+            continue
+        found |= {line.split(None, 5)[5] for line in lines if " /dev/shm/" in line}
+    return found
+
+
+def test_a_killed_job_leaves_no_mpich_files_in_dev_shm(tmp_path):
+    """MPICH names a /dev/shm file for its ranks on a node and removes the name only in
+    MPI_Finalize: every job that aborted or was killed left 1-3 MB there. mpi_es removes the
+    name once every rank has mapped it, so kill -9 of a rank leaves nothing behind."""
+    from mpi_es.distributed.world import mpi_library
+    if not mpi_library().startswith("MPICH"):
+        pytest.skip(f"MPICH's start-up file; this MPI is {mpi_library()}")
+    cfg = write_config(tmp_path / "c.yaml", stop={"generations": 10_000})
+    proc = start_mpi(2, str(cfg), "--out-dir", str(tmp_path / "run"))
+    try:
+        wait_for_line(proc, "gen ")
+        ranks = [pid for pid in descendants(proc.pid)
+                 if any("/mpich_shm_" in name for name in shared_memory_files([pid]))]
+        assert len(ranks) == 2, "MPICH maps a /dev/shm file for two ranks on one node"
+        mapped = {name for name in shared_memory_files(ranks) if "/mpich_shm_" in name}
+        assert all(name.endswith("(deleted)") for name in mapped), mapped
+        os.kill(ranks[1], signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            for pid in descendants(proc.pid):
+                os.kill(pid, signal.SIGKILL)
+    assert proc.returncode != 0
+    for name in mapped:
+        assert not Path(name.removesuffix(" (deleted)")).exists(), name

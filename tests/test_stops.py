@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from conftest import (descendants, process_environ, run_mpi, start_mpi, wait_for_line,
+from conftest import (descendants, needs, process_environ, run_mpi, start_mpi, wait_for_line,
                       write_config)
 from mpi_es.rundir import checkpoint, runlog
 
@@ -167,6 +167,45 @@ def test_a_full_disk_is_a_one_line_error_and_the_checkpoint_stays(tmp_path):
         assert 0 <= state.generation < 200 and len(rows) >= state.generation
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+@needs("tensorboardX", "the tensorboard extra")
+def test_a_full_tensorboard_disk_names_the_event_file_and_loses_no_finished_generation(tmp_path):
+    """OUT_DIR/tb on a nearly full filesystem: the generation whose scalars do not fit ends the
+    job in one line naming the event file; every generation before it is in TensorBoard, and
+    once space is freed the same command resumes with no gap and no repeat."""
+    import subprocess
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    out = tmp_path / "run"
+    tb = out / "tb"
+    tb.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(tb)], check=True)
+    try:
+        (tb / "filler").write_bytes(b"\0" * 8192)
+        cfg = write_config(tmp_path / "c.yaml", stop={"generations": 60},
+                           log={"tensorboard": True})
+        proc = run_mpi(2, str(cfg), "--out-dir", str(out), timeout=120)
+        assert proc.returncode == 2, (proc.stdout, proc.stderr)
+        assert proc.stderr.count("No space left on device") == 1, proc.stderr
+        assert f"{tb}/events.out.tfevents." in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr and "run the same command again" in proc.stderr
+        stopped_at = checkpoint.load(out / "checkpoint.h5").state.generation
+        assert 1 <= stopped_at < 60
+        events = EventAccumulator(str(tb))
+        events.Reload()
+        assert [e.step for e in events.Scalars("GenRewMean")] == list(range(1, stopped_at + 1))
+
+        (tb / "filler").unlink()
+        more = f"stop.generations={stopped_at + 2}"
+        proc = run_mpi(2, str(cfg), "--out-dir", str(out), "--set", more, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        events = EventAccumulator(str(tb))
+        events.Reload()
+        assert ([e.step for e in events.Scalars("GenRewMean")]
+                == list(range(1, stopped_at + 3)))
+    finally:                            # lazily: the readers may still hold the event files
+        subprocess.run(["umount", "--lazy", str(tb)], check=False)
 
 
 def test_check_refuses_what_the_start_would_refuse(tmp_path):

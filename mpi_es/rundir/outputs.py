@@ -42,7 +42,7 @@ class Outputs:
         try:
             yield
         except OSError as exc:
-            where = f" {exc.filename}" if exc.filename else ""
+            where = f" (file {exc.filename})" if exc.filename else ""
             raise OutputError(
                 f"cannot write to out_dir {self.dir.resolve()}{where}: {exc.strerror or exc}; "
                 f"the last complete checkpoint stays; free space (or fix the permissions) "
