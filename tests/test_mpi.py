@@ -34,11 +34,12 @@ def final_state(out):
                "nn_optimizer_args": {"stepsize": 0.2, "momentum": 0.5}}},
 ], ids=["mirrored-adam", "single-sgd-discrete"])
 def test_final_theta_is_bit_identical_for_1_2_and_3_ranks(tmp_path, variant):
+    """...and for any number of episodes played in lockstep on each rank."""
     cfg = write_config(tmp_path / "c.yaml", **variant)
     states, logs = [], []
-    for n in (1, 2, 3):
+    for n, at_once in ((1, 1), (2, 8), (3, 3)):
         out = tmp_path / f"n{n}"
-        proc = run_mpi(n, str(cfg), "--out-dir", str(out))
+        proc = run_mpi(n, str(cfg), "--out-dir", str(out), "--set", f"episodes_at_once={at_once}")
         assert proc.returncode == 0, proc.stderr
         states.append(final_state(out))
         logs.append(runlog.read(out / "log.csv"))
@@ -152,12 +153,13 @@ def test_reward_shift_changes_the_ranking_not_the_logged_returns(tmp_path):
 
 def assert_same_for_any_rank_count_and_resume(tmp_path, cfg, stop_at: int = 2,
                                               cwd: Path = REPO) -> dict:
-    """Runs cfg on 1, 2 and 3 ranks, and stopped at stop_at on 3 then resumed on 2: every final
-    state must be bit-identical. Returns it."""
+    """Runs cfg on 1, 2 and 3 ranks (with 1, 8 and 3 episodes at once), and stopped at stop_at
+    on 3 then resumed on 2: every final state must be bit-identical. Returns it."""
     states = []
-    for n in (1, 2, 3):
+    for n, at_once in ((1, 1), (2, 8), (3, 3)):
         out = tmp_path / f"n{n}"
-        proc = run_mpi(n, str(cfg), "--out-dir", str(out), cwd=cwd)
+        proc = run_mpi(n, str(cfg), "--out-dir", str(out), "--set",
+                       f"episodes_at_once={at_once}", cwd=cwd)
         assert proc.returncode == 0, proc.stderr
         states.append(final_state(out))
     stopped = tmp_path / "stopped"

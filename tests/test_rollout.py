@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from mpi_es.training import rollout
 from mpi_es.envs import make_env
@@ -56,3 +57,81 @@ def test_a_non_finite_action_fails_the_episode():
     import pytest
     with pytest.raises(rollout.EpisodeFault, match="non-finite action at step 0"):
         rollout.run_episode(env, policy, limit=30, reset_seed=1)
+
+
+def lockstep_cases():
+    """(env id, spec keywords, action noise): continuous with noise and the ES filter, the ARS
+    filter without bias, discretized actions, argmax choices; episodes of varied lengths."""
+    return [("InvertedPendulum-v5", dict(hidden_dims=(16, 16)), 0.05),
+            ("toy_envs:ToyReach-v0", dict(hidden_dims=(), bias=False, obs_filter="ars"), 0.3),
+            ("InvertedPendulum-v5", dict(hidden_dims=(8,), ac_bins=5, nonlin="elu"), 0.0),
+            ("CartPole-v1", dict(hidden_dims=(8,), nonlin="relu"), 0.0)]
+
+
+@pytest.mark.parametrize("env_id, keywords, noise_std", lockstep_cases())
+def test_episodes_in_lockstep_match_each_episode_played_alone(env_id, keywords, noise_std):
+    """Whatever the number of places and whichever episodes share a batch, every episode's
+    return, length and observation sums are bit-identical to the episode played alone."""
+    from mpi_es.core.obstat import RunningStat
+    from mpi_es.policies.mlp import MlpLanes
+    env = make_env(env_id)
+    space = env.action_space
+    if hasattr(space, "n"):
+        spec = MlpSpec(ob_dim=env.observation_space.shape[0], ac_low=np.zeros(1),
+                       ac_high=np.array([space.n - 1.0]), ac_choices=(int(space.n),),
+                       scalar_action=True, **keywords)
+    else:
+        spec = MlpSpec(ob_dim=env.observation_space.shape[0], ac_low=space.low.astype(float),
+                       ac_high=space.high.astype(float), **keywords)
+    rng = np.random.default_rng(7)
+    obstat = RunningStat.initial(spec.ob_dim)
+    obstat.add_observations(rng.standard_normal((50, spec.ob_dim)) * 0.3)
+    base = spec.init_theta(rng)
+    thetas = [base + rng.standard_normal(base.size).astype(np.float32) * 0.5 for _ in range(11)]
+
+    def jobs():
+        for i, theta in enumerate(thetas):
+            yield rollout.EpisodeJob(theta, reset_seed=100 + i,
+                                     action_noise=np.random.default_rng(i) if noise_std else None,
+                                     collect_obs=i % 3 == 0, tag=i)
+
+    alone = []
+    policy = MlpPolicy(spec, base, obstat)
+    for job in jobs():
+        policy.set_theta(job.theta)
+        alone.append(rollout.run_episode(env, policy, limit=200, reset_seed=job.reset_seed,
+                                         action_noise=job.action_noise,
+                                         ac_noise_std=noise_std, collect_obs=job.collect_obs))
+    assert len({ep.length for ep in alone}) > 1, "the cases need episodes ending apart"
+    for width in (1, 3, 8):
+        played = {}
+        play = rollout.play_in_lockstep(
+            jobs(), [make_env(env_id) for _ in range(width)], MlpLanes(spec, width, obstat),
+            limit=200, ac_noise_std=noise_std,
+            done=lambda job, episode, seconds: played.__setitem__(job.tag, episode))
+        assert play is None and sorted(played) == list(range(len(thetas)))
+        for i, ep in enumerate(alone):
+            assert (played[i].ret, played[i].signret, played[i].length) == \
+                (ep.ret, ep.signret, ep.length), (width, i)
+            if ep.ob_sum is None:
+                assert played[i].ob_sum is None
+            else:
+                np.testing.assert_array_equal(played[i].ob_sum, ep.ob_sum)
+                np.testing.assert_array_equal(played[i].ob_sumsq, ep.ob_sumsq)
+
+
+def test_a_failing_episode_in_lockstep_names_its_job():
+    env_id = "toy_envs:ToyReach-v0"
+    env = make_env(env_id)
+    spec = toy_policy(env).spec
+    theta = spec.init_theta(np.random.default_rng(0))
+    bad = theta.copy()
+    bad[0] = np.nan
+    jobs = [rollout.EpisodeJob(t, reset_seed=i, tag=i)
+            for i, t in enumerate([theta, theta, bad, theta])]
+    from mpi_es.policies.mlp import MlpLanes
+    with pytest.raises(rollout.LaneFailure, match="non-finite action at step 0") as failure:
+        rollout.play_in_lockstep(jobs, [make_env(env_id) for _ in range(4)],
+                                 MlpLanes(spec, 4), limit=30, ac_noise_std=0.0,
+                                 done=lambda *args: None)
+    assert failure.value.job.tag == 2

@@ -252,7 +252,7 @@ def test_slow_storage_is_not_taken_for_a_frozen_rank(tmp_path):
     """A checkpoint write longer than the frozen-rank allowance (slow shared filesystems do
     this): rank 0 beats a heartbeat while it writes, and the job goes on."""
     cfg = write_config(tmp_path / "c.yaml", episode_timeout_s=1.0, population_size=12,
-                       stop={"generations": 2})
+                       episodes_at_once=1, stop={"generations": 2})
     proc = start_mpi(2, str(cfg), "--out-dir", str(tmp_path / "run"),
                      extra_env={"MPI_ES_TEST_CHECKPOINT_PAUSE": "15"})   # allowance: 13 s
     stdout, stderr = proc.communicate(timeout=150)

@@ -53,12 +53,14 @@ class Faulty(ToyReach):
         self.active = MPI.COMM_WORLD.Get_rank() == int(os.environ.get("FAULTY_RANK", "1"))
         self.after = int(os.environ.get("FAULTY_AFTER", "0"))
         self.at_step = int(os.environ.get("FAULTY_STEP", "3"))
-        self.episodes = 0
         if self.active and self.mode == "raise_init":
             raise RuntimeError("Faulty-v0 refuses to start on this rank")
 
+    episodes_in_process = 0        # over all instances: a rank plays in several (lockstep)
+
     def reset(self, *, seed=None, options=None):
-        self.episodes += 1
+        Faulty.episodes_in_process += 1
+        self.episodes = Faulty.episodes_in_process
         return super().reset(seed=seed, options=options)
 
     def step(self, action):

@@ -16,7 +16,7 @@ from ..distributed.memory import mapping_of
 from ..distributed.world import World, mpi_library
 from ..rundir.outputs import Outputs
 from ..training.loop import Trainer
-from ..training.rollout import run_episode
+from ..training.rollout import play_in_lockstep, slot_jobs
 from ..training.setup import Setup, algorithm_of, build_noise_table, initial_state
 from . import scaling
 from .scaling import SCALE_EPISODES, SCALE_PARAMS
@@ -74,36 +74,54 @@ def keras_forward_us(spec, theta: np.ndarray, obs: np.ndarray,
 
 
 def replay_comparison(cfg: Config, setup: Setup, table: noise.NoiseTable, theta: np.ndarray,
-                      obstat, *, rank: int, slots_to_play: int = 3) -> tuple[float, float]:
-    """(ES env steps/s, raw env steps/s) on identical trajectories: a few perturbed episodes are
-    played with the policy, then their exact action sequences replayed without it."""
-    spec, env = setup.spec, setup.env
-    policy = setup.policy(theta, obstat)
+                      obstat, *, rank: int) -> dict:
+    """ES against a replay on identical trajectories: perturbed episodes are played the way
+    training plays them (episodes_at_once in lockstep), then their exact action sequences
+    replayed in one environment without the policy. Returns ES and replay steps/s, and the ES
+    step split into env step, policy forward pass (batched as in training) and the rest."""
+    spec = setup.spec
     algorithm = algorithm_of(cfg)
-    recorded, es_time, steps = [], 0.0, 0
-    for k in range(slots_to_play):
-        slot = slots.make_slot(rank * slots_to_play + k, seed=cfg.seed, generation=0,
+    lanes = setup.policies.lanes(cfg.episodes_at_once, theta, obstat)
+    envs = setup.envs(lanes.count)
+    jobs = []
+    for k in range(max(3, 2 * lanes.count)):
+        slot = slots.make_slot(rank * 1000 + k, seed=cfg.seed, generation=0,
                                train_slots=10**9, episodes_per_slot=1,
                                noise_size=table.size, num_params=spec.num_params,
                                obstat_prob=0.0, action_noise=cfg.model.ac_noise_std > 0)
-        policy.set_theta(algorithm.perturb(theta, table.get(slot.noise_index, spec.num_params),
-                                           1)[0])
-        stream = slot.action_noise[0]
-        rng = np.random.Generator(np.random.PCG64(stream)) if stream is not None else None
-        actions: list = []
-        start = time.perf_counter()
-        ep = run_episode(env, policy, limit=setup.limit, reset_seed=slot.reset_seed,
-                         action_noise=rng, ac_noise_std=cfg.model.ac_noise_std, actions=actions)
-        es_time += time.perf_counter() - start
-        steps += ep.length
-        recorded.append((slot.reset_seed, actions))
+        job = next(slot_jobs(slot, algorithm.perturb(
+            theta, table.get(slot.noise_index, spec.num_params), 1)))
+        job.actions = []
+        jobs.append(job)
+    steps = []
     start = time.perf_counter()
-    for reset_seed, actions in recorded:
-        env.reset(seed=reset_seed)
-        for action in actions:
-            env.step(action)
+    play_in_lockstep(jobs, envs, lanes, limit=setup.limit, ac_noise_std=cfg.model.ac_noise_std,
+                     done=lambda job, episode, seconds: steps.append(episode.length))
+    es_time = time.perf_counter() - start
+    start = time.perf_counter()
+    for job in jobs:
+        setup.env.reset(seed=job.reset_seed)
+        for action in job.actions:
+            setup.env.step(action)
     raw_time = time.perf_counter() - start
-    return steps / es_time, steps / raw_time
+    total = sum(steps)
+    forward = batched_forward_us(lanes, envs[0], seed=rank)
+    es_step, env_step = es_time / total * 1e6, raw_time / total * 1e6
+    return {"es_steps_per_s": total / es_time, "raw_steps_per_s": total / raw_time,
+            "episodes_at_once": lanes.count,
+            "step_us": {"total": es_step, "env": env_step, "forward": forward,
+                        "rest": es_step - env_step - forward}}
+
+
+def batched_forward_us(lanes, env, seed: int, rounds: int = 300) -> float:
+    """The policy's forward pass per episode step, as training batches it (all places full)."""
+    ob, _ = env.reset(seed=seed)
+    batch = np.repeat(np.asarray(ob, np.float64)[None], lanes.count, axis=0)
+    lanes.act(batch)
+    start = time.perf_counter()
+    for _ in range(rounds):
+        lanes.act(batch)
+    return (time.perf_counter() - start) / rounds / lanes.count * 1e6
 
 
 def communication_model(world: World, nbytes: int, repeats: int = 20) -> tuple[float, float]:
@@ -230,10 +248,11 @@ def run(cfg: Config, world: World, setup: Setup, *, generations: int,
     # machine whose clock drifts over the minutes the generations take.
     raw_after, _ = raw_env_steps_per_s(setup.env, RAW_SECONDS, seed=world.rank + world.size)
     raw_per_rank = world.sum((raw_before + raw_after) / 2) / world.size
-    es_replay, raw_replay = replay_comparison(cfg, setup, table, trainer.state.theta,
-                                              trainer.state.obstat, rank=world.rank)
-    es_replay = world.sum(es_replay) / world.size
-    raw_replay = world.sum(raw_replay) / world.size
+    replay = replay_comparison(cfg, setup, table, trainer.state.theta, trainer.state.obstat,
+                               rank=world.rank)
+    es_replay = world.sum(replay["es_steps_per_s"]) / world.size
+    raw_replay = world.sum(replay["raw_steps_per_s"]) / world.size
+    step_us = {part: world.sum(us) / world.size for part, us in replay["step_us"].items()}
     claim_s = claim_seconds(world)
     latency_s, bytes_per_s = communication_model(world, 12 * setup.spec.num_params)
     if not world.is_root:
@@ -244,6 +263,8 @@ def run(cfg: Config, world: World, setup: Setup, *, generations: int,
         "population_size": cfg.population_size, "generations": generations,
         "raw_env_steps_per_s": raw_per_rank,
         "raw_replay_env_steps_per_s": raw_replay, "es_replay_env_steps_per_s": es_replay,
+        "es_vs_replay": es_replay / raw_replay, "episodes_at_once": replay["episodes_at_once"],
+        "step_us": step_us,
         **generation_fractions(rows, world.size),
         "policy_forward_us": forward,
         "keras_forward_us": (keras_forward_us(setup.spec, state.theta, obs)
@@ -268,7 +289,7 @@ def format_table(r: dict) -> str:
         f"  raw env steps/s per rank (zero-cost policy) {r['raw_env_steps_per_s']:12.0f}",
         f"  ES env steps/s per rank                     {r['es_env_steps_per_s']:12.0f}"
         f"   (overhead {r['overhead']:.1%})",
-        f"  policy forward (NumPy)                      {r['policy_forward_us']:12.1f} us",
+        f"  policy forward, one observation (NumPy)     {r['policy_forward_us']:12.1f} us",
         "  policy forward (Keras predict_on_batch)     "
         + (f"{keras:12.1f} us   ({ratio(keras, r['policy_forward_us'])} slower)" if keras
            else "         n/a   (TensorFlow not installed, or not an MLP)"),
@@ -278,7 +299,11 @@ def format_table(r: dict) -> str:
         f"  generation {r['gen_time_s']:.2f} s: rollout {r['rollout_frac']:.1%}, "
         f"idle {r['idle_frac']:.1%}, update {r['update_frac']:.1%}, comm {r['comm_frac']:.1%}",
         f"  ES vs replay of the same actions per rank   {r['es_replay_env_steps_per_s']:12.0f}"
-        f" / {r['raw_replay_env_steps_per_s']:.0f}   (overhead {r['overhead_vs_replay']:.1%})",
+        f" / {r['raw_replay_env_steps_per_s']:.0f}   (ratio {r['es_vs_replay']:.2f}, "
+        f"{r['episodes_at_once']} episode{'s' if r['episodes_at_once'] > 1 else ''} at once)",
+        f"  per ES step: {r['step_us']['total']:.1f} us = env step {r['step_us']['env']:.1f} + "
+        f"policy forward {r['step_us']['forward']:.1f} + rest of the loop "
+        f"{r['step_us']['rest']:.1f} us",
         f"  update per rank for {SCALE_EPISODES} episodes x {SCALE_PARAMS} params: "
         + ", ".join(f"{s:.4f} s at {n} rank{'s' if n != '1' else ''}"
                     for n, s in r["update_s_per_rank_by_ranks"].items()),

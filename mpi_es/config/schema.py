@@ -26,6 +26,7 @@ _MODULE_ID = re.compile(r"^[A-Za-z_][\w.]*:[\w./-]+$")
 # The largest population every rank's per-generation tables are sized for, and the largest
 # perturbation scale: beyond it, theta + sigma x eps overflows float32 long before it learns.
 MAX_POPULATION = 10_000_000
+MAX_EPISODES_AT_ONCE = 1024
 MAX_NOISE_STDEV = 1000.0
 
 
@@ -112,7 +113,11 @@ class Config(Section):
     """cap on episode length; null = the env's `max_episode_steps`"""
     episode_timeout_s: Optional[PositiveFloat] = None
     """end the job when one episode runs longer than this wall time (also arms the frozen-rank
-    detection)"""
+    detection); episodes played in lockstep share the time: n of them get n times as long"""
+    episodes_at_once: Annotated[PositiveInt, Field(le=MAX_EPISODES_AT_ONCE)] = 8
+    """each rank plays up to this many episodes in lockstep, each in an environment of its own,
+    with one batched forward pass for all of them (networks with a batched pass: the MLP;
+    others play one at a time); results do not depend on it"""
     stop: StopConfig = StopConfig()
     """when the run ends (the first limit reached)"""
     noise_table: NoiseTableConfig = NoiseTableConfig()

@@ -29,7 +29,7 @@ class PeerLiveness:
     """Watches episodes and exchanges when `episode_timeout_s` is set; does nothing otherwise.
 
     `episodes_per_slot`: how many episodes a rank may still be playing, by default, when
-    another enters an exchange (its last slot's)."""
+    another enters an exchange (its last slot's, or those it plays in lockstep)."""
 
     def __init__(self, world: World, episode_timeout_s: float | None, episodes_per_slot: int):
         self.world = world
@@ -98,9 +98,15 @@ class PeerLiveness:
                   f"(episode_timeout_s={self.timeout:g}): stopped, hung outside "
                   f"an episode, or on a lost node; ending the job (the last checkpoint stays)")
 
-    def episode(self, what: str):
-        """One episode under the watchdog (episode_timeout_s), when there is one."""
+    def episode(self, what):
+        """Episodes under the watchdog (episode_timeout_s), when there is one. `what` is turned
+        into text only when it fires."""
         return nullcontext() if self.watchdog is None else self.watchdog.watching(what)
+
+    @property
+    def renew(self):
+        """renew(seconds) of the watched episodes' deadline, or None without a watchdog."""
+        return None if self.watchdog is None else self.watchdog.renew
 
     def wait_for_peers(self, what: str) -> None:
         """Before an exchange a frozen rank would never join: end the job, naming the ranks,

@@ -44,6 +44,13 @@ class Watchdog:
                 self._deadline = None
                 self._cond.notify()
 
+    def renew(self, seconds: float) -> None:
+        """Inside a watched block: its deadline is now `seconds` from now. Called often (each
+        round of episodes in lockstep), so it takes no lock: the thread reads the deadline at
+        least every tick, and a deadline a round keeps renewing is never reached."""
+        if self._deadline is not None:
+            self._deadline = time.monotonic() + seconds
+
     def _watch(self) -> None:
         # Ticks measure the thread's own gaps: a gap much longer than a tick means the whole
         # process was stopped (SIGSTOP, `scontrol suspend`), and stopped time is not an episode

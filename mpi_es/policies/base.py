@@ -30,6 +30,44 @@ class Policy(Protocol):
         """The noise-free action for one observation."""
 
 
+class Lanes(Protocol):
+    """Several policies acting at once, one per row (a rank's episodes in lockstep)."""
+    count: int
+
+    def set_obstat(self, obstat) -> None:
+        """As Policy.set_obstat, for every row."""
+
+    def set_theta(self, row: int, theta: np.ndarray) -> None:
+        """Row `row` acts with these parameters from now on."""
+
+    def swap(self, i: int, j: int) -> None:
+        """Exchange the parameters of two rows."""
+
+    def act(self, obs: np.ndarray) -> Any:
+        """Noise-free actions for observations obs[r] of rows r = 0..len(obs)-1, each exactly
+        what a Policy with that row's parameters acts on obs[r] alone."""
+
+
+class OneAtATime:
+    """Lanes of one row around a Policy: for families without a batched forward pass."""
+    count = 1
+
+    def __init__(self, policy: Policy):
+        self.policy = policy
+
+    def set_obstat(self, obstat) -> None:
+        self.policy.set_obstat(obstat)
+
+    def set_theta(self, row: int, theta: np.ndarray) -> None:
+        self.policy.set_theta(theta)
+
+    def swap(self, i: int, j: int) -> None:
+        pass
+
+    def act(self, obs: np.ndarray) -> list:
+        return [self.policy.act(obs[0])]
+
+
 class PolicySpec(Protocol):
     """Sizes and start of a policy, fixed by the config and the env's spaces."""
     num_params: int
@@ -67,6 +105,13 @@ class PolicyFamily:
              shared: np.ndarray | None = None) -> Policy:
         raise NotImplementedError
 
+    @classmethod
+    def make_lanes(cls, spec: PolicySpec, count: int, obstat=None,
+                   shared: np.ndarray | None = None) -> Lanes | None:
+        """`count` policies acting at once with one batched forward pass, or None when the
+        family has none (its episodes are then played one at a time)."""
+        return None
+
 
 @dataclass
 class PolicyMaker:
@@ -81,6 +126,11 @@ class PolicyMaker:
 
     def make(self, theta: np.ndarray, obstat=None) -> Policy:
         return self.family.make(self.spec, theta, obstat, self.shared)
+
+    def lanes(self, count: int, theta: np.ndarray, obstat=None) -> Lanes:
+        """Up to `count` policies acting at once (fewer, one, when the family cannot batch)."""
+        lanes = self.family.make_lanes(self.spec, count, obstat, self.shared) if count > 1 else None
+        return lanes if lanes is not None else OneAtATime(self.make(theta, obstat))
 
 
 REGISTRY: dict[str, type[PolicyFamily]] = {}

@@ -117,10 +117,23 @@ class MlpSpec:
             layers.append((w, b))
         return layers
 
+    def unflatten_rows(self, thetas: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """(W, b) views into the rows of thetas (n, num_params): W (n, in, out), b (n, out)."""
+        layers, start = [], 0
+        n = len(thetas)
+        for i, o in self.layer_shapes:
+            w = thetas[:, start:start + i * o].reshape(n, i, o)
+            start += i * o
+            b = thetas[:, start:start + o] if self.bias else None
+            start += o if self.bias else 0
+            layers.append((w, b))
+        return layers
+
     def discrete_action(self, scores: np.ndarray) -> np.ndarray:
-        """argmax over ac_bins per action dimension, mapped uniformly onto [low, high]."""
+        """argmax over ac_bins per action dimension, mapped uniformly onto [low, high]; scores
+        may have leading (row) dimensions."""
         bins = self.ac_bins
-        idx = scores.reshape(self.ac_dim, bins).argmax(axis=1)
+        idx = scores.reshape(*scores.shape[:-1], self.ac_dim, bins).argmax(axis=-1)
         return self.ac_low + idx * ((self.ac_high - self.ac_low) / (bins - 1))
 
     def choice_action(self, scores: np.ndarray):
@@ -134,18 +147,30 @@ class MlpSpec:
         return self.ac_low.astype(np.int64) + np.array(picks, dtype=np.int64)
 
 
-class MlpPolicy:
-    """Acts with a given theta and observation statistics; cheap to re-point at a new theta."""
+class MlpLanes:
+    """`count` MLPs acting at once: row r of every batch acts with the parameters set for row r.
 
-    def __init__(self, spec: MlpSpec, theta: np.ndarray, obstat=None):
-        self.spec = spec
+    Each layer is one batched matrix product over the rows ((n, 1, in) @ (n, in, out)), which
+    NumPy computes row by row with the same vector-matrix kernel as a single row, so a row's
+    action does not depend on the other rows or on n.
+    """
+
+    def __init__(self, spec: MlpSpec, count: int, obstat=None):
+        self.spec, self.count = spec, count
         self._nonlin = NONLINEARITIES[spec.nonlin]
+        self.thetas = np.zeros((count, spec.num_params), np.float32)
+        self._layers = spec.unflatten_rows(self.thetas)
+        self._ob_buffer = np.empty((count, spec.ob_dim), np.float64)
         self.set_obstat(obstat)
-        self.set_theta(theta)
 
-    def set_theta(self, theta: np.ndarray) -> None:
-        self.theta = np.asarray(theta, dtype=np.float32)
-        self._layers = self.spec.unflatten(self.theta)
+    def set_theta(self, row: int, theta: np.ndarray) -> None:
+        if theta.shape != (self.spec.num_params,):
+            raise ValueError(f"theta has shape {theta.shape}, policy needs "
+                             f"({self.spec.num_params},)")
+        self.thetas[row] = theta
+
+    def swap(self, i: int, j: int) -> None:
+        self.thetas[[i, j]] = self.thetas[[j, i]]
 
     def set_obstat(self, obstat) -> None:
         if self.spec.normalize_obs and obstat is not None:
@@ -158,32 +183,69 @@ class MlpPolicy:
         """Normalize with this mean and std (an infinite std turns its component into 0)."""
         self._ob_mean = np.asarray(ob_mean, np.float64)
         self._ob_inv_std = 1.0 / np.asarray(ob_std, np.float64)
-        self._ob_buffer = np.empty(self.spec.ob_dim, np.float64)
 
-    def act(self, ob: np.ndarray) -> np.ndarray:
-        """The noise-free action for one observation."""
+    def scores(self, obs: np.ndarray) -> np.ndarray:
+        """The output layer (n, outputs) for observations (n, ob_dim)."""
+        n = len(obs)
         if self._ob_mean is not None:
-            # (ob - mean) / std, clipped to +-5 by the ES filter, in place: once per env step
-            x = np.subtract(ob, self._ob_mean, out=self._ob_buffer)
+            # (ob - mean) / std, clipped to +-5 by the ES filter, in place
+            x = np.subtract(obs, self._ob_mean, out=self._ob_buffer[:n])
             x *= self._ob_inv_std
             if self.spec.obs_filter == "es":
                 np.maximum(x, -5.0, out=x)
                 np.minimum(x, 5.0, out=x)
             x = x.astype(np.float32)
         else:
-            x = np.asarray(ob, dtype=np.float32)
+            x = np.asarray(obs, dtype=np.float32)
         last = len(self._layers) - 1
         for k, (w, b) in enumerate(self._layers):
-            x = x @ w
+            x = np.matmul(x[:, None, :], w[:n])[:, 0, :]
             if b is not None:
-                x += b
+                x += b[:n]
             if k < last:
                 x = self._nonlin(x)
+        return x
+
+    def act(self, obs: np.ndarray):
+        """Noise-free actions, one per row: an array (n, ac_dim), or a list for discrete
+        action spaces."""
+        x = self.scores(obs)
         if self.spec.ac_choices:
-            return self.spec.choice_action(x)
+            return [self.spec.choice_action(row) for row in x]
         if self.spec.ac_bins:
             return self.spec.discrete_action(x)
         return x
+
+
+class MlpPolicy:
+    """One MLP with a given theta and observation statistics; cheap to re-point at a new theta."""
+
+    def __init__(self, spec: MlpSpec, theta: np.ndarray, obstat=None):
+        self.spec = spec
+        self.lanes = MlpLanes(spec, 1, obstat)
+        self.set_theta(theta)
+
+    @property
+    def _ob_mean(self):
+        return self.lanes._ob_mean
+
+    @property
+    def _ob_inv_std(self):
+        return self.lanes._ob_inv_std
+
+    def set_theta(self, theta: np.ndarray) -> None:
+        self.theta = np.asarray(theta, dtype=np.float32)
+        self.lanes.set_theta(0, self.theta)
+
+    def set_obstat(self, obstat) -> None:
+        self.lanes.set_obstat(obstat)
+
+    def set_normalization(self, ob_mean: np.ndarray, ob_std: np.ndarray) -> None:
+        self.lanes.set_normalization(ob_mean, ob_std)
+
+    def act(self, ob: np.ndarray):
+        """The noise-free action for one observation."""
+        return self.lanes.act(np.asarray(ob)[None])[0]
 
 
 class MlpSettings(Section):
@@ -241,3 +303,7 @@ class Mlp(PolicyFamily):
     @classmethod
     def make(cls, spec: MlpSpec, theta: np.ndarray, obstat=None, shared=None) -> MlpPolicy:
         return MlpPolicy(spec, theta, obstat)
+
+    @classmethod
+    def make_lanes(cls, spec: MlpSpec, count: int, obstat=None, shared=None) -> MlpLanes:
+        return MlpLanes(spec, count, obstat)

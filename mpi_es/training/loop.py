@@ -18,7 +18,8 @@ from ..distributed.signals import StopRequest
 from ..distributed.world import World
 from ..rundir.outputs import Outputs
 from .metrics import generation_row, non_finite
-from .rollout import run_slot
+from .rollout import (Flight, LaneFailure, SlotCollector, Watch, play_in_lockstep,
+                      slot_jobs)
 from .setup import Setup, algorithm_of
 from .stopping import TargetCheck, stop_reason
 
@@ -39,6 +40,23 @@ class GenerationReport:
     slot_seconds: list[float] = field(default_factory=list)   # this rank's slots, one by one
 
 
+class InFlight:
+    """The watchdog's description of the episodes in flight, read when it fires: the one being
+    stepped at that moment."""
+
+    def __init__(self, trainer: "Trainer", generation: int, flight: Flight):
+        self.trainer, self.generation, self.flight = trainer, generation, flight
+
+    def __str__(self) -> str:
+        job = self.flight.current or self.flight.jobs[0]
+        slot, k = job.tag
+        text = f"episode {k} of {self.trainer._where(self.generation, slot.index)}"
+        others = len(self.flight.jobs) - 1
+        if others:
+            text += f" (one of {others + 1} in lockstep; one step of each)"
+        return text
+
+
 class Trainer:
     """Every rank plays its share of the slots and updates its block of theta (Algorithm 2).
 
@@ -56,8 +74,12 @@ class Trainer:
             state, theta=state.theta.copy(),
             param_state=state.param_state.block(self.blocks.lo, self.blocks.hi))
         self.policy = setup.policy(self.state.theta)
+        self.lanes = setup.policies.lanes(cfg.episodes_at_once, self.state.theta)
+        self.envs = setup.envs(self.lanes.count)
         self.counter = world.slot_counter()
-        self.liveness = PeerLiveness(world, cfg.episode_timeout_s, cfg.episodes_per_slot)
+        # a rank may still have this many episodes in flight when another enters an exchange
+        in_flight = max(cfg.episodes_per_slot, self.lanes.count)
+        self.liveness = PeerLiveness(world, cfg.episode_timeout_s, in_flight)
         self.target = TargetCheck(cfg, world, setup, self.policy, self.liveness)
 
     def _where(self, generation: int, index: int) -> str:
@@ -85,6 +107,7 @@ class Trainer:
         number = state.generation + 1
         t_start = time.perf_counter()
         self.policy.set_obstat(state.obstat)
+        self.lanes.set_obstat(state.obstat)
         outcomes, slot_seconds = self.play_share(state.generation, state.theta)
         t_rollout = time.perf_counter()
         self.liveness.wait_for_peers(f"the end of generation {number}'s episodes")
@@ -129,32 +152,40 @@ class Trainer:
 
     def play_share(self, generation: int, theta: np.ndarray
                    ) -> tuple[list[slots.SlotOutcome], list[float]]:
-        """This rank's slots of a generation, claimed one by one: (outcomes, seconds each)."""
+        """This rank's slots of a generation, claimed one by one as places in the lockstep
+        free up: (outcomes, each one's share of the wall time)."""
         cfg, spec = self.cfg, self.setup.spec
         n_train = cfg.train_slots
         n_eval = slots.eval_slot_count(cfg.seed, generation, n_train, cfg.eval_prob)
         obstat_prob = cfg.calc_obstat_prob if cfg.optimizations.observation_normalization else 0
-        outcomes, seconds = [], []
-        for index in self.counter.claims(n_train + n_eval):
-            slot = slots.make_slot(
-                index, seed=cfg.seed, generation=generation, train_slots=n_train,
-                episodes_per_slot=cfg.episodes_per_slot, noise_size=self.table.size,
-                num_params=spec.num_params, obstat_prob=obstat_prob,
-                action_noise=cfg.model.ac_noise_std > 0)
-            params = ([theta] if slot.kind != slots.TRAIN else self.algorithm.perturb(
-                theta, self.table.get(slot.noise_index, spec.num_params), slot.episodes))
-            where = self._where(generation, index)
-            t_slot = time.perf_counter()
-            try:
-                outcomes.append(run_slot(slot, self.setup.env, self.policy, params,
-                                         ac_noise_std=cfg.model.ac_noise_std,
-                                         limit=self.setup.limit,
-                                         guard=lambda k, where=where:
-                                         self.liveness.episode(f"episode {k} of {where}")))
-            except Exception as exc:
-                raise SlotFailure(f"{where}: {type(exc).__name__}: {exc}") from exc
-            seconds.append(time.perf_counter() - t_slot)
-        return outcomes, seconds
+
+        def jobs():
+            for index in self.counter.claims(n_train + n_eval):
+                slot = slots.make_slot(
+                    index, seed=cfg.seed, generation=generation, train_slots=n_train,
+                    episodes_per_slot=cfg.episodes_per_slot, noise_size=self.table.size,
+                    num_params=spec.num_params, obstat_prob=obstat_prob,
+                    action_noise=cfg.model.ac_noise_std > 0)
+                params = ([theta] if slot.kind != slots.TRAIN else self.algorithm.perturb(
+                    theta, self.table.get(slot.noise_index, spec.num_params), slot.episodes))
+                yield from slot_jobs(slot, params)
+
+        collector = SlotCollector()
+        try:
+            play_in_lockstep(jobs(), self.envs, self.lanes, limit=self.setup.limit,
+                             ac_noise_std=cfg.model.ac_noise_std, done=collector.done,
+                             watch=self.watch(generation))
+        except LaneFailure as failure:
+            slot, _ = failure.job.tag
+            where = self._where(generation, slot.index)
+            raise SlotFailure(f"{where}: {failure}") from failure.error
+        return collector.outcomes, collector.seconds
+
+    def watch(self, generation: int) -> Watch | None:
+        if self.liveness.renew is None:
+            return None
+        return Watch(lambda flight: self.liveness.episode(InFlight(self, generation, flight)),
+                     self.liveness.renew, self.cfg.episode_timeout_s)
 
     def update(self, data: slots.GenerationData) -> tuple[float, dict]:
         """Collective: shape all returns, step this rank's block, assemble theta everywhere.

@@ -2,7 +2,8 @@
 starting state, and the node-shared noise table."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -27,6 +28,14 @@ class Setup:
     env: object
     policies: PolicyMaker
     limit: int
+    make_env: Callable[[], object] | None = None     # another env like `env`
+    _more_envs: list = field(default_factory=list)
+
+    def envs(self, count: int) -> list:
+        """`count` environments of this config (`env` first), made as they are first asked for."""
+        while 1 + len(self._more_envs) < count:
+            self._more_envs.append(self.make_env())
+        return [self.env, *self._more_envs[:count - 1]]
 
     @property
     def spec(self):
@@ -54,7 +63,8 @@ def prepare(cfg: Config, ranks_on_node: int = 1) -> Setup:
     problem = memory_problem(cfg.noise_table.size * 4, spec.num_params, ranks_on_node)
     if problem:
         raise ConfigError(problem)
-    return Setup(env, PolicyMaker(family, spec, family.shared_data(cfg, spec, env)), limit)
+    return Setup(env, PolicyMaker(family, spec, family.shared_data(cfg, spec, env)), limit,
+                 make_env=lambda: make_env(cfg.env_id, cfg.env_kwargs))
 
 
 def algorithm_of(cfg: Config):
