@@ -17,7 +17,8 @@ KEYS = {"raw_env_steps_per_s", "es_env_steps_per_s", "overhead", "policy_forward
         "update_s_at_scale", "update_s_per_rank_by_ranks", "predicted_efficiency_by_ranks",
         "raw_replay_env_steps_per_s", "es_replay_env_steps_per_s", "overhead_vs_replay",
         "claim_s", "allgather_latency_s", "allgather_bytes_per_s",
-        "predicted_generation_s_by_ranks", "slot_seconds", "mpi_library"}
+        "predicted_generation_s_by_ranks", "slot_seconds", "mpi_library", "es_vs_replay",
+        "episodes_at_once", "step_us"}
 
 
 def test_bench_emits_every_figure(tmp_path):
@@ -44,12 +45,16 @@ def test_bench_emits_every_figure(tmp_path):
     # 10 noise vectors a generation: at most 10 of the ranks have anything to do
     assert all(0 < e <= 10 / int(n) for n, e in efficiency.items())
     assert r["raw_replay_env_steps_per_s"] > 0 and r["es_replay_env_steps_per_s"] > 0
+    # the ES step split: env step (the replay's), batched forward pass, the rest of the loop
+    step = r["step_us"]
+    assert r["episodes_at_once"] == 8 and step["env"] > 0 and step["forward"] > 0
+    assert step["total"] == pytest.approx(step["env"] + step["forward"] + step["rest"])
     assert r["claim_s"] > 0 and r["allgather_latency_s"] > 0 and r["allgather_bytes_per_s"] > 0
     fractions = [r[k] for k in ("rollout_frac", "comm_frac", "update_frac", "idle_frac")]
     assert all(0 <= f <= 1 for f in fractions) and sum(fractions) == pytest.approx(1, abs=1e-6)
     for label in ("raw env steps/s per rank", "ES env steps/s per rank", "policy forward",
                   "noise table", "generation", "ES vs replay", "update per rank for 10000",
-                  "predicted generation:", "MPI: MPICH"):
+                  "predicted generation:", "MPI: MPICH", "per ES step:", "policy forward "):
         assert label in proc.stdout
     assert not (tmp_path / "out").exists()       # the bench writes no run directory
     # every slot of the 2 generations timed, and the generation predicted from them

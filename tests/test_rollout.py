@@ -135,3 +135,23 @@ def test_a_failing_episode_in_lockstep_names_its_job():
                                  MlpLanes(spec, 4), limit=30, ac_noise_std=0.0,
                                  done=lambda *args: None)
     assert failure.value.job.tag == 2
+
+
+def test_an_episode_whose_share_of_the_wall_time_passes_the_timeout_fails():
+    """In lockstep each round's time is split between the episodes in it: 3 episodes of 20 ms
+    steps get ~20 ms each per round, so a 0.3 s budget runs out around step 15 of 30; the
+    watchdog's deadline is renewed every round."""
+    from contextlib import nullcontext
+    from mpi_es.policies.mlp import MlpLanes
+    env_id = "toy_envs:SlowReach-v0"
+    spec = toy_policy(make_env(env_id)).spec
+    theta = spec.init_theta(np.random.default_rng(0))
+    renewed = []
+    watch = rollout.Watch(guard=lambda flight: nullcontext(), renew=renewed.append, timeout_s=0.3)
+    jobs = [rollout.EpisodeJob(theta, reset_seed=i, tag=i) for i in range(3)]
+    with pytest.raises(rollout.LaneFailure, match="episode_timeout_s=0.3") as failure:
+        rollout.play_in_lockstep(jobs, [make_env(env_id) for _ in range(3)], MlpLanes(spec, 3),
+                                 limit=30, ac_noise_std=0.0, done=lambda *args: None,
+                                 watch=watch)
+    assert isinstance(failure.value.error, rollout.EpisodeTimeout)
+    assert 10 <= len(renewed) <= 20 and set(renewed) == {0.3}

@@ -198,6 +198,15 @@ class MlpLanes:
         else:
             x = np.asarray(obs, dtype=np.float32)
         last = len(self._layers) - 1
+        if n == 1:      # one row: plain vector-matrix products, the same kernel, less overhead
+            x = x[0]
+            for k, (w, b) in enumerate(self._layers):
+                x = x @ w[0]
+                if b is not None:
+                    x += b[0]
+                if k < last:
+                    x = self._nonlin(x)
+            return x[None]
         for k, (w, b) in enumerate(self._layers):
             x = np.matmul(x[:, None, :], w[:n])[:, 0, :]
             if b is not None:
