@@ -13,7 +13,7 @@ from . import checkpoint
 from .runlock import LOCK_NAME
 
 # Keys that may differ between a checkpoint and the run resuming it: they do not change the math.
-HARMLESS_KEYS = ("stop", "snapshot_freq", "out_dir", "episode_timeout_s", "log")
+HARMLESS_KEYS = ("stop", "snapshot_freq", "out_dir", "episode_timeout_s", "episodes_at_once", "log")
 
 
 def checkpoint_to_resume(cfg: Config, resume: str) -> Path | None:
@@ -77,8 +77,9 @@ def load_for_resume(path: Path, cfg: Config, num_params: int) -> tuple[checkpoin
     if differences:
         raise ConfigError(f"cannot resume from {path}: the config changes the training math\n  "
                           + "\n  ".join(differences)
-                          + "\n(only stop.*, snapshot_freq, out_dir, episode_timeout_s and log.* may "
-                            "change on resume; to train this config, start a new run with "
+                          + "\n(only stop.*, snapshot_freq, out_dir, episode_timeout_s, "
+                            "episodes_at_once and log.* may change on resume; to train this "
+                            "config, start a new run with "
                             f"--out-dir NEW, or remove {Path(cfg.out_dir)} first)")
     if loaded.state.theta.size != num_params:
         raise ConfigError(f"{path}: /theta has {loaded.state.theta.size} parameters, "

@@ -66,16 +66,17 @@ NOISE_BLOCK = 256
 
 
 class _Lane:
-    __slots__ = ("job", "env", "t", "rewards", "observations", "noise", "seconds")
+    """One episode in flight."""
+    __slots__ = ("job", "env", "t", "rewards", "observations", "rng", "started")
 
-    def __init__(self, job: EpisodeJob, env, limit: int):
-        self.job, self.env, self.t, self.seconds = job, env, 0, 0.0
-        self.rewards = np.empty(limit, dtype=np.float64)
+    def __init__(self, job: EpisodeJob, env, started: float):
+        self.job, self.env, self.t, self.started = job, env, 0, started
+        self.rewards: list = []
         self.observations = [] if job.collect_obs else None
-        self.noise = None
+        self.rng = job.action_noise
 
     def episode(self) -> Episode:
-        rewards = self.rewards[:self.t]
+        rewards = np.array(self.rewards, dtype=np.float64)
         episode = Episode(float(rewards.sum()), float(np.sign(rewards).sum()), self.t)
         if self.observations:
             obs = np.asarray(self.observations, dtype=np.float64)
@@ -107,134 +108,184 @@ def play_in_lockstep(jobs: Iterable[EpisodeJob], envs: list, lanes: Lanes, *, li
     """Play every job, up to min(len(envs), lanes.count) at once; `done(job, episode, seconds)`
     as each ends (seconds: its share of the wall time). Jobs are drawn only when a place is
     free, so a lazy iterator claims work as late as possible. Failures raise LaneFailure."""
-    jobs = iter(jobs)
-    width = min(len(envs), lanes.count)
-    space = envs[0].action_space
-    box = hasattr(space, "low")
-    low, high = (space.low, space.high) if box else (None, None)
-    ob_space = envs[0].observation_space
-    floating = np.issubdtype(ob_space.dtype, np.floating)
-    obs = np.empty((width, *ob_space.shape), np.float64 if floating else ob_space.dtype)
-    noisy = ac_noise_std > 0 and box
-    noise_rows = np.zeros((width, space.shape[0]), np.float64) if noisy else None
-    free_envs = list(envs[:width])
-    flight: list[_Lane] = []
-    state = Flight()
+    _Lockstep(envs, lanes, limit, ac_noise_std, done, watch).play(iter(jobs))
 
-    def start(job: EpisodeJob) -> None:
-        row = len(flight)
-        lane = _Lane(job, free_envs.pop(), limit)
-        state.current = job
-        if job.theta is not None:
-            lanes.set_theta(row, job.theta)
-        ob, _ = lane.env.reset(seed=job.reset_seed)
-        obs[row] = ob
-        if job.frames is not None:
-            job.frames.append(lane.env.render())
-        if noisy and job.action_noise is not None:
-            lane.noise = job.action_noise.standard_normal((NOISE_BLOCK, low.size)) * ac_noise_std
-            noise_rows[row] = lane.noise[0]
-        elif noisy:
-            noise_rows[row] = 0.0
-        flight.append(lane)
 
-    def finish(row: int) -> None:
-        lane = flight[row]
-        last = len(flight) - 1
-        if row != last:                       # keep the lanes in flight in rows 0..n-1
-            lanes.swap(row, last)
-            obs[[row, last]] = obs[[last, row]]
-            if noisy:
-                noise_rows[[row, last]] = noise_rows[[last, row]]
-            flight[row], flight[last] = flight[last], flight[row]
-        flight.pop()
-        free_envs.append(lane.env)
-        done(lane.job, lane.episode(), lane.seconds)
+def _all_finite(values: np.ndarray, zeros: dict) -> bool:
+    """One dot product with zeros: NaN or inf anywhere makes it NaN; huge finite values do not
+    (a sum could overflow). Cheaper than isfinite().all() on the small arrays of a round."""
+    zero = zeros.get(values.dtype)
+    if zero is None:
+        return bool(np.isfinite(values).all())
+    flat = values.reshape(-1)
+    return math.isfinite(np.dot(flat, zero[:flat.size]))
 
-    def refill() -> None:
-        while len(flight) < width:
+
+class _Lockstep:
+    """The episodes in flight keep rows 0..n-1 of every per-row buffer (observations, the
+    lanes' parameters, the action noise); a finished one swaps rows with the last."""
+
+    def __init__(self, envs: list, lanes: Lanes, limit: int, ac_noise_std: float,
+                 done: Callable, watch: Watch | None):
+        self.lanes, self.limit, self.done, self.watch = lanes, limit, done, watch
+        self.width = width = min(len(envs), lanes.count)
+        self.free_envs = list(envs[:width])
+        space = envs[0].action_space
+        self.box = hasattr(space, "low")
+        ob_space = envs[0].observation_space
+        self.floating = np.issubdtype(ob_space.dtype, np.floating)
+        self.obs = np.empty((width, *ob_space.shape),
+                            np.float64 if self.floating else ob_space.dtype)
+        self.zeros = {}
+        if self.floating:
+            self.zeros[np.dtype(np.float64)] = np.zeros(self.obs.size)
+        if self.box:
+            # Box actions are clipped to their bounds (as float32 bounds: that is what envs
+            # declare); Discrete and MultiDiscrete actions are argmax choices, always in range.
+            dims = int(np.prod(space.shape))
+            self.bounds = {np.dtype(space.low.dtype): (space.low, space.high),
+                           np.dtype(np.float64): (space.low.astype(np.float64),
+                                                  space.high.astype(np.float64))}
+            self.action_zeros = {np.dtype(d): np.zeros(width * dims, d)
+                                 for d in (np.float32, np.float64)}
+        self.noise_std = ac_noise_std if self.box else 0.0
+        if self.noise_std > 0:
+            self.noise = np.zeros((width, NOISE_BLOCK, *space.shape), np.float64)
+            self.position = np.zeros(width, np.intp)
+            self.rows = np.arange(width)
+        self.flight: list[_Lane] = []
+        self.state = Flight()
+        self.collecting = 0
+        self.clock = 0.0          # the wall time one episode in flight has had so far
+
+    def play(self, jobs: Iterator[EpisodeJob]) -> None:
+        self.refill(jobs)
+        while self.flight:
+            self.state.jobs = [lane.job for lane in self.flight]
+            with self.watch.guard(self.state) if self.watch else nullcontext():
+                ended = self.rounds()
+            for row in sorted(ended, reverse=True):
+                self.finish(row)
+            self.refill(jobs)
+
+    def refill(self, jobs: Iterator[EpisodeJob]) -> None:
+        while len(self.flight) < self.width:
             job = next(jobs, None)
             if job is None:
                 return
             try:
-                start(job)
+                self.start(job)
             except Exception as exc:
                 raise LaneFailure(job, exc) from exc
 
-    refill()
-    while flight:
-        state.jobs = [lane.job for lane in flight]
-        with watch.guard(state) if watch else nullcontext():
-            ended = _rounds(flight, obs, noise_rows, lanes, state, low, high, floating, limit,
-                            ac_noise_std, watch)
-        for row in sorted(ended, reverse=True):
-            finish(row)
-        refill()
+    def start(self, job: EpisodeJob) -> None:
+        row = len(self.flight)
+        lane = _Lane(job, self.free_envs.pop(), self.clock)
+        self.state.current = job
+        if job.theta is not None:
+            self.lanes.set_theta(row, job.theta)
+        ob, _ = lane.env.reset(seed=job.reset_seed)
+        self.obs[row] = ob
+        if job.frames is not None:
+            job.frames.append(lane.env.render())
+        if self.noise_std > 0:
+            self.position[row] = 0
+            if lane.rng is not None:
+                self.noise[row] = self.next_noise(lane)
+            else:
+                self.noise[row] = 0.0
+        self.collecting += lane.observations is not None
+        self.flight.append(lane)
 
+    def next_noise(self, lane: _Lane) -> np.ndarray:
+        return lane.rng.standard_normal(self.noise.shape[1:]) * self.noise_std
 
-def _rounds(flight: list[_Lane], obs: np.ndarray, noise_rows: np.ndarray | None, lanes: Lanes,
-            state: Flight, low, high, floating: bool, limit: int, ac_noise_std: float,
-            watch: Watch | None) -> list[int]:
-    """Step every lane in flight, round after round, until some episodes end: their rows."""
-    n = len(flight)
-    view = obs[:n]
-    while True:
-        started = time.perf_counter()
-        if watch:
-            watch.renew(watch.timeout_s)
-        lane = flight[0]
-        try:
-            if floating and not np.isfinite(view).all():
-                row = int(np.flatnonzero(~np.isfinite(view.reshape(n, -1)).all(axis=1))[0])
-                lane = flight[row]
-                raise EpisodeFault(f"non-finite observation at step {lane.t}: {view[row]}")
-            for row, lane in enumerate(flight):
-                if lane.observations is not None:
-                    lane.observations.append(view[row].copy())
+    def finish(self, row: int) -> None:
+        flight = self.flight
+        lane, last = flight[row], len(flight) - 1
+        if row != last:
+            self.lanes.swap(row, last)
+            self.obs[[row, last]] = self.obs[[last, row]]
+            if self.noise_std > 0:
+                self.noise[[row, last]] = self.noise[[last, row]]
+                self.position[[row, last]] = self.position[[last, row]]
+            flight[row], flight[last] = flight[last], flight[row]
+        flight.pop()
+        self.free_envs.append(lane.env)
+        self.collecting -= lane.observations is not None
+        self.done(lane.job, lane.episode(), self.clock - lane.started)
+
+    def rounds(self) -> list[int]:
+        """Step every episode in flight, round after round, until some end: their rows."""
+        flight, watch, limit = self.flight, self.watch, self.limit
+        n = len(flight)
+        view = self.obs[:n]
+        oldest = min(flight, key=lambda lane: lane.started)
+        noisy = self.noise_std > 0
+        while True:
+            started = time.perf_counter()
+            if watch:
+                watch.renew(watch.timeout_s)
             lane = flight[0]
-            actions = lanes.act(view)
-            if noise_rows is not None:
-                actions = actions + noise_rows[:n]
-            if low is not None:
-                if not np.isfinite(actions).all():
-                    row = int(np.flatnonzero(~np.isfinite(actions).all(axis=1))[0])
-                    lane = flight[row]
-                    raise EpisodeFault(f"non-finite action at step {lane.t}: {actions[row]}")
-                actions = np.minimum(np.maximum(actions, low), high)
-            ended = []
-            for row, lane in enumerate(flight):
-                state.current = lane.job
-                action = actions[row]
-                if lane.job.actions is not None:
-                    lane.job.actions.append(action)
-                ob, reward, terminated, truncated, _ = lane.env.step(action)
-                if not math.isfinite(reward):
-                    raise EpisodeFault(f"non-finite reward {reward} at step {lane.t + 1}")
-                lane.rewards[lane.t] = reward
-                lane.t += 1
-                view[row] = ob
-                if lane.job.frames is not None:
-                    lane.job.frames.append(lane.env.render())
-                if lane.noise is not None:
-                    if lane.t % NOISE_BLOCK == 0:
-                        lane.noise = (lane.job.action_noise.standard_normal(lane.noise.shape)
-                                      * ac_noise_std)
-                    noise_rows[row] = lane.noise[lane.t % NOISE_BLOCK]
-                if terminated or truncated or lane.t >= limit:
-                    ended.append(row)
-        except LaneFailure:
-            raise
-        except Exception as exc:
-            raise LaneFailure(lane.job, exc) from exc
-        share = (time.perf_counter() - started) / n
-        for lane in flight:
-            lane.seconds += share
-            if watch and lane.seconds > watch.timeout_s:
-                raise LaneFailure(lane.job, EpisodeTimeout(
+            try:
+                if self.floating and not _all_finite(view, self.zeros):
+                    lane, row = self.first_bad(view)
+                    raise EpisodeFault(f"non-finite observation at step {lane.t}: {view[row]}")
+                if self.collecting:
+                    for lane, ob in zip(flight, view):
+                        if lane.observations is not None:
+                            lane.observations.append(ob.copy())
+                lane = flight[0]
+                actions = self.lanes.act(view)
+                if noisy:
+                    actions = actions + self.noise[self.rows[:n], self.position[:n]]
+                if self.box:
+                    actions = np.asarray(actions)
+                    if not _all_finite(actions, self.action_zeros):
+                        lane, row = self.first_bad(actions)
+                        raise EpisodeFault(f"non-finite action at step {lane.t}: {actions[row]}")
+                    low, high = self.bounds.get(actions.dtype, self.bounds[np.dtype(np.float64)])
+                    actions = np.maximum(actions, low)
+                    np.minimum(actions, high, out=actions)
+                ended = []
+                for row, lane in enumerate(flight):
+                    job = self.state.current = lane.job
+                    action = actions[row]
+                    if job.actions is not None:
+                        job.actions.append(action)
+                    ob, reward, terminated, truncated, _ = lane.env.step(action)
+                    if not math.isfinite(reward):
+                        raise EpisodeFault(f"non-finite reward {reward} at step {lane.t + 1}")
+                    lane.rewards.append(reward)
+                    lane.t += 1
+                    view[row] = ob
+                    if job.frames is not None:
+                        job.frames.append(lane.env.render())
+                    if lane.rng is not None and lane.t % NOISE_BLOCK == 0:
+                        self.noise[row] = self.next_noise(lane)
+                    if terminated or truncated or lane.t >= limit:
+                        ended.append(row)
+            except LaneFailure:
+                raise
+            except Exception as exc:
+                raise LaneFailure(lane.job, exc) from exc
+            if noisy:
+                position = self.position[:n]
+                position += 1
+                position %= NOISE_BLOCK
+            self.clock += (time.perf_counter() - started) / n
+            if watch and self.clock - oldest.started > watch.timeout_s:
+                raise LaneFailure(oldest.job, EpisodeTimeout(
                     f"the episode ran longer than episode_timeout_s={watch.timeout_s:g} s "
                     f"(its share of the wall time, in lockstep with {n - 1} other(s))"))
-        if ended:
-            return ended
+            if ended:
+                return ended
+
+    def first_bad(self, values: np.ndarray) -> tuple[_Lane, int]:
+        """The first episode in flight whose row holds a NaN or inf."""
+        bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        row = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+        return self.flight[row], row
 
 
 def run_episode(env, policy: Policy, *, limit: int, reset_seed: int,
