@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("file", metavar="SNAPSHOT.h5|RUN_DIR")
     evaluate.add_argument("--episodes", type=int, default=10, metavar="N", help="default 10")
     evaluate.add_argument("--seed", type=int, default=0, metavar="S",
-                          help="episode i starts from a reset seed derived from (S, i)")
+                          help="episode i starts from a reset seed derived from (the run's "
+                               "seed, S, i)")
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluate.add_argument("--video", metavar="PATH", help="render episodes to PATH (.mp4 or .gif)")
     evaluate.add_argument("--video-episodes", type=int, default=1, metavar="K",

@@ -64,3 +64,14 @@ def test_merge_puts_outcomes_in_slot_order_whatever_arrives_first():
     assert reference.noise_indices.tolist() == [0, 10, 20, 30, 40, 50]
     assert reference.returns.shape == (6, 2) and reference.eval_returns.tolist() == [106.0]
     assert reference.ob_count == 0 + 2 + 4
+
+
+def test_evaluation_start_states_come_from_the_run_seed_too():
+    """Two runs checked after the same generation do not share their start states; one run's
+    check is reproducible (it is `evaluate --seed GENERATION`)."""
+    run_a = [slots.evaluation_seed(0, 12, i) for i in range(10)]
+    run_b = [slots.evaluation_seed(1, 12, i) for i in range(10)]
+    assert run_a == [slots.evaluation_seed(0, 12, i) for i in range(10)]
+    assert not set(run_a) & set(run_b)
+    assert len(set(run_a)) == 10
+    assert run_a != [slots.evaluation_seed(0, 13, i) for i in range(10)]

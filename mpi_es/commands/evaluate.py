@@ -61,7 +61,8 @@ def play(snapshot: Snapshot, episodes: list[int], seed: int, env=None,
     """(episode, return, length) for each episode index, without action noise."""
     own = env is None
     env = env or make_env(snapshot.cfg.env_id, snapshot.cfg.env_kwargs)
-    results = play_noise_free(env, snapshot.policy, episodes, seed=seed, frames=frames,
+    results = play_noise_free(env, snapshot.policy, episodes, run_seed=snapshot.cfg.seed,
+                              seed=seed, frames=frames,
                               limit=episode_limit(env, snapshot.cfg.timestep_limit))
     if own:
         env.close()

@@ -22,9 +22,11 @@ TRAIN = 0
 EVAL = 1
 
 
-def evaluation_seed(seed: int, episode: int) -> int:
-    """The reset seed of a noise-free evaluation episode (`evaluate --seed`, stop.eval_return)."""
-    return int(generator(seed, STREAM_EVALUATE, episode).integers(0, 2**31 - 1))
+def evaluation_seed(run_seed: int, seed: int, episode: int) -> int:
+    """The reset seed of a noise-free evaluation episode of a run (`evaluate --seed SEED`;
+    stop.eval_return's check after generation G is `--seed G`): from the run's seed too, so two
+    runs are not checked on the same start states."""
+    return int(generator(run_seed, STREAM_EVALUATE, seed, episode).integers(0, 2**31 - 1))
 
 
 def generator(seed: int, *key: int) -> np.random.Generator:

@@ -306,17 +306,17 @@ def run_episode(env, policy: Policy, *, limit: int, reset_seed: int,
     return played[0]
 
 
-def play_noise_free(env, policy: Policy, episodes, *, seed: int, limit: int,
+def play_noise_free(env, policy: Policy, episodes, *, run_seed: int, seed: int, limit: int,
                     frames: list | None = None,
                     guard: Callable[[int], ContextManager] = lambda episode: nullcontext()
                     ) -> list[tuple[int, float, int]]:
     """(episode, return, length) of the policy as it is, without action noise, for each episode
-    index: what `evaluate --seed SEED` plays."""
+    index: what `evaluate --seed SEED` plays for a run with seed `run_seed`."""
     results = []
     for i in episodes:
         with guard(i):
-            ep = run_episode(env, policy, limit=limit, reset_seed=evaluation_seed(seed, i),
-                             frames=frames)
+            ep = run_episode(env, policy, limit=limit, frames=frames,
+                             reset_seed=evaluation_seed(run_seed, seed, i))
         results.append((i, ep.ret, ep.length))
     return results
 

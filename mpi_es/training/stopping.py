@@ -63,7 +63,8 @@ class TargetCheck:
         self.policy.set_obstat(state.obstat)
         mine = play_noise_free(self.setup.env, self.policy,
                                range(world.rank, stop.eval_episodes, world.size),
-                               seed=state.generation, limit=self.setup.limit,
+                               run_seed=self.cfg.seed, seed=state.generation,
+                               limit=self.setup.limit,
                                guard=lambda i: self.liveness.episode(f"episode {i} of {where}"))
         with self.liveness.exchange(where, episodes_behind=-(-stop.eval_episodes // world.size)):
             results = sorted(r for part in world.allgather(mine) for r in part)
