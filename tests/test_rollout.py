@@ -59,19 +59,53 @@ def test_a_non_finite_action_fails_the_episode():
         rollout.run_episode(env, policy, limit=30, reset_seed=1)
 
 
+def reference_episode(env, policy, *, limit, reset_seed, action_noise, ac_noise_std,
+                      collect_obs):
+    """The plain one-step-at-a-time loop the engine must agree with, bit for bit: action noise
+    drawn in blocks of NOISE_BLOCK rows, Box actions clipped to their bounds."""
+    box = hasattr(env.action_space, "low")
+    ob, _ = env.reset(seed=reset_seed)
+    rewards, observations = [], []
+    for t in range(limit):
+        if collect_obs:
+            observations.append(np.array(ob, dtype=np.float64))
+        action = policy.act(ob)
+        if action_noise is not None and ac_noise_std > 0:
+            if t % rollout.NOISE_BLOCK == 0:
+                block = action_noise.standard_normal((rollout.NOISE_BLOCK,
+                                                      env.action_space.shape[0])) * ac_noise_std
+            action = action + block[t % rollout.NOISE_BLOCK]
+        if box:
+            action = np.minimum(np.maximum(action, env.action_space.low), env.action_space.high)
+        ob, reward, terminated, truncated, _ = env.step(action)
+        rewards.append(reward)
+        if terminated or truncated:
+            break
+    rewards = np.array(rewards, dtype=np.float64)
+    obs = np.array(observations, dtype=np.float64)
+    return rollout.Episode(float(rewards.sum()), float(np.sign(rewards).sum()), len(rewards),
+                           obs.sum(axis=0) if collect_obs else None,
+                           np.square(obs).sum(axis=0) if collect_obs else None)
+
+
 def lockstep_cases():
-    """(env id, spec keywords, action noise): continuous with noise and the ES filter, the ARS
-    filter without bias, discretized actions, argmax choices; episodes of varied lengths."""
-    return [("InvertedPendulum-v5", dict(hidden_dims=(16, 16)), 0.05),
-            ("toy_envs:ToyReach-v0", dict(hidden_dims=(), bias=False, obs_filter="ars"), 0.3),
-            ("InvertedPendulum-v5", dict(hidden_dims=(8,), ac_bins=5, nonlin="elu"), 0.0),
-            ("CartPole-v1", dict(hidden_dims=(8,), nonlin="relu"), 0.0)]
+    """(env id, spec keywords, action noise, step limit): continuous with noise and the ES
+    filter, the ARS filter without bias, discretized actions, argmax choices (episodes of varied
+    lengths), and episodes longer than a block of action noise (600 steps)."""
+    return [("InvertedPendulum-v5", dict(hidden_dims=(16, 16)), 0.05, 200),
+            ("toy_envs:ToyReach-v0", dict(hidden_dims=(), bias=False, obs_filter="ars"), 0.3,
+             200),
+            ("InvertedPendulum-v5", dict(hidden_dims=(8,), ac_bins=5, nonlin="elu"), 0.0, 200),
+            ("CartPole-v1", dict(hidden_dims=(8,), nonlin="relu"), 0.0, 200),
+            ("MountainCarContinuous-v0", dict(hidden_dims=(8,)), 0.1, 600)]
 
 
-@pytest.mark.parametrize("env_id, keywords, noise_std", lockstep_cases())
-def test_episodes_in_lockstep_match_each_episode_played_alone(env_id, keywords, noise_std):
+@pytest.mark.parametrize("env_id, keywords, noise_std, limit", lockstep_cases())
+def test_episodes_in_lockstep_match_each_episode_played_alone(env_id, keywords, noise_std,
+                                                               limit):
     """Whatever the number of places and whichever episodes share a batch, every episode's
-    return, length and observation sums are bit-identical to the episode played alone."""
+    return, length and observation sums are bit-identical to the episode played alone by the
+    plain loop."""
     from mpi_es.core.obstat import RunningStat
     from mpi_es.policies.mlp import MlpLanes
     env = make_env(env_id)
@@ -99,15 +133,16 @@ def test_episodes_in_lockstep_match_each_episode_played_alone(env_id, keywords, 
     policy = MlpPolicy(spec, base, obstat)
     for job in jobs():
         policy.set_theta(job.theta)
-        alone.append(rollout.run_episode(env, policy, limit=200, reset_seed=job.reset_seed,
-                                         action_noise=job.action_noise,
-                                         ac_noise_std=noise_std, collect_obs=job.collect_obs))
-    assert len({ep.length for ep in alone}) > 1, "the cases need episodes ending apart"
+        alone.append(reference_episode(env, policy, limit=limit, reset_seed=job.reset_seed,
+                                       action_noise=job.action_noise, ac_noise_std=noise_std,
+                                       collect_obs=job.collect_obs))
+    assert len({ep.length for ep in alone}) > 1 or limit > rollout.NOISE_BLOCK, \
+        "the cases need episodes ending apart"
     for width in (1, 3, 8):
         played = {}
         play = rollout.play_in_lockstep(
             jobs(), [make_env(env_id) for _ in range(width)], MlpLanes(spec, width, obstat),
-            limit=200, ac_noise_std=noise_std,
+            limit=limit, ac_noise_std=noise_std,
             done=lambda job, episode, seconds: played.__setitem__(job.tag, episode))
         assert play is None and sorted(played) == list(range(len(thetas)))
         for i, ep in enumerate(alone):

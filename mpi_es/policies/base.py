@@ -64,8 +64,9 @@ class OneAtATime:
     def swap(self, i: int, j: int) -> None:
         pass
 
-    def act(self, obs: np.ndarray) -> list:
-        return [self.policy.act(obs[0])]
+    def act(self, obs: np.ndarray):
+        action = self.policy.act(obs[0])
+        return action[None] if isinstance(action, np.ndarray) else [action]
 
 
 class PolicySpec(Protocol):

@@ -222,8 +222,8 @@ class _Lockstep:
         view = self.obs[:n]
         oldest = min(flight, key=lambda lane: lane.started)
         noisy = self.noise_std > 0
+        started = time.perf_counter()
         while True:
-            started = time.perf_counter()
             if watch:
                 watch.renew(watch.timeout_s)
             lane = flight[0]
@@ -261,8 +261,10 @@ class _Lockstep:
                     view[row] = ob
                     if job.frames is not None:
                         job.frames.append(lane.env.render())
-                    if lane.rng is not None and lane.t % NOISE_BLOCK == 0:
-                        self.noise[row] = self.next_noise(lane)
+                    if noisy and lane.t % NOISE_BLOCK == 0:      # a new block of noise
+                        if lane.rng is not None:
+                            self.noise[row] = self.next_noise(lane)
+                        self.position[row] = -1
                     if terminated or truncated or lane.t >= limit:
                         ended.append(row)
             except LaneFailure:
@@ -270,10 +272,10 @@ class _Lockstep:
             except Exception as exc:
                 raise LaneFailure(lane.job, exc) from exc
             if noisy:
-                position = self.position[:n]
-                position += 1
-                position %= NOISE_BLOCK
-            self.clock += (time.perf_counter() - started) / n
+                self.position[:n] += 1
+            now = time.perf_counter()
+            self.clock += (now - started) / n
+            started = now
             if watch and self.clock - oldest.started > watch.timeout_s:
                 raise LaneFailure(oldest.job, EpisodeTimeout(
                     f"the episode ran longer than episode_timeout_s={watch.timeout_s:g} s "
