@@ -94,9 +94,14 @@ def test_mujoco_warnings_are_routed_for_module_ids_too(env_id):
 
 
 def test_the_memory_pre_flight_counts_the_ranks_parameter_vectors_too():
+    """40 bytes per parameter per rank, plus 4 for each episode it plays at once."""
     from mpi_es.training.setup import prepare
-    cfg = config.validate({"env_id": "CartPole-v1", "noise_table": {"size": 1_000_000_000},
-                           "model": {"ac_noise_std": 0, "hidden_dims": [20000, 20000, 20000]}})
-    with pytest.raises(ConfigError, match=r"'model': 800\d+ parameters need about 29.\d+ GiB "
+    raw = {"env_id": "CartPole-v1", "noise_table": {"size": 1_000_000_000},
+           "model": {"ac_noise_std": 0, "hidden_dims": [20000, 20000, 20000]}}
+    one_at_a_time = config.validate({**raw, "episodes_at_once": 1})
+    with pytest.raises(ConfigError, match=r"'model': 800\d+ parameters need about 32.\d+ GiB "
                                           r"per rank \(2 ranks on this node"):
-        prepare(cfg, ranks_on_node=2)
+        prepare(one_at_a_time, ranks_on_node=2)
+    with pytest.raises(ConfigError, match=r"need about 53.\d+ GiB per rank .* a smaller "
+                                          r"episodes_at_once \(8\)"):
+        prepare(config.validate(raw), ranks_on_node=2)

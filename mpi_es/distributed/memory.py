@@ -60,13 +60,13 @@ BYTES_PER_PARAMETER_PER_RANK = 40
 
 
 def memory_problem(table_bytes: int, num_params: int = 0, ranks_on_node: int = 1,
-                   shm_dir: str = "/dev/shm") -> str | None:
+                   shm_dir: str = "/dev/shm", episodes_at_once: int = 1) -> str | None:
     """Why a node cannot hold the noise table and its ranks' parameter vectors, or None. Runs
-    before any allocation."""
+    before any allocation. Each episode a rank plays at once holds its float32 parameters."""
     gib = 2**30
     fix = ("reduce noise_table.size (each perturbation only needs as many entries as the policy "
            "has parameters; 20-50 million is plenty for most policies)")
-    per_rank = BYTES_PER_PARAMETER_PER_RANK * num_params
+    per_rank = (BYTES_PER_PARAMETER_PER_RANK + 4 * episodes_at_once) * num_params
     available = _meminfo_available()
     if available is not None and table_bytes + ranks_on_node * per_rank > 0.9 * available:
         if ranks_on_node * per_rank > table_bytes:
@@ -75,7 +75,8 @@ def memory_problem(table_bytes: int, num_params: int = 0, ranks_on_node: int = 1
                     f"node: {ranks_on_node * per_rank / gib:.2f} GiB, with the "
                     f"{table_bytes / gib:.2f} GiB noise table) but only "
                     f"{available / gib:.2f} GiB of memory is available on this node; use a "
-                    f"smaller network or fewer ranks per node")
+                    f"smaller network, fewer ranks per node or a smaller episodes_at_once "
+                    f"({episodes_at_once})")
         return (f"'noise_table.size': the table needs {table_bytes / gib:.2f} GiB per node (and "
                 f"the ranks' parameters {ranks_on_node * per_rank / gib:.2f} GiB) but only "
                 f"{available / gib:.2f} GiB of memory is available on this node; {fix}")

@@ -60,7 +60,8 @@ def prepare(cfg: Config, ranks_on_node: int = 1) -> Setup:
                           f"the policy's {spec.num_params} parameters")
     if cfg.log.tensorboard:
         import_extra("tensorboardX", "tensorboard")      # fail now, not after the table build
-    problem = memory_problem(cfg.noise_table.size * 4, spec.num_params, ranks_on_node)
+    problem = memory_problem(cfg.noise_table.size * 4, spec.num_params, ranks_on_node,
+                             episodes_at_once=cfg.episodes_at_once)
     if problem:
         raise ConfigError(problem)
     return Setup(env, PolicyMaker(family, spec, family.shared_data(cfg, spec, env)), limit,
