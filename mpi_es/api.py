@@ -13,11 +13,11 @@ the whole job, as on the command line.
 """
 from __future__ import annotations
 
-import os
 
-# One rank per core: set before NumPy is imported (it is, when this is the first mpi_es import).
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+# BLAS threads and kernel: before NumPy is imported (mpi_es.blas says why)
+from .blas import pin_blas  # noqa: E402
+
+pin_blas()
 
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402

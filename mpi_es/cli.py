@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 
-# One rank per core: BLAS threads would oversubscribe the node and make float sums order-dependent.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+# BLAS threads and kernel: before NumPy is imported (mpi_es.blas says why)
+from .blas import pin_blas  # noqa: E402
+
+pin_blas()
 
 import argparse  # noqa: E402
 import sys  # noqa: E402

@@ -12,7 +12,8 @@ from mpi_es.rundir import checkpoint, runlog
 pytestmark = pytest.mark.mpi
 
 
-def faulty_run(tmp_path, n, mode, *, rank=1, after=20, extra=(), **cfg_overrides):
+def faulty_run(tmp_path, n, mode, *, rank=1, after=20, extra=(), step_seconds=0.0,
+               **cfg_overrides):
     """Run Faulty-v0 (20 episodes per generation, 10 generations); returns (proc, seconds, out).
 
     With 2-3 ranks a rank plays 6-10 episodes a generation, so after=20 faults in generation 3-4.
@@ -21,7 +22,8 @@ def faulty_run(tmp_path, n, mode, *, rank=1, after=20, extra=(), **cfg_overrides
     cfg = write_config(tmp_path / "c.yaml", env_id="toy_envs:Faulty-v0", eval_prob=0.0,
                        **cfg_overrides)
     out = tmp_path / "out"
-    env = {"FAULTY_MODE": mode, "FAULTY_RANK": str(rank), "FAULTY_AFTER": str(after)}
+    env = {"FAULTY_MODE": mode, "FAULTY_RANK": str(rank), "FAULTY_AFTER": str(after),
+           "FAULTY_STEP_SECONDS": str(step_seconds)}
     started = time.monotonic()
     proc = start_mpi(n, str(cfg), "--out-dir", str(out), *extra, extra_env=env)
     stdout, stderr = proc.communicate(timeout=120)
@@ -37,9 +39,12 @@ def assert_last_good_checkpoint(out, stop=10):
     return loaded.state.generation
 
 
+@pytest.mark.every_mpi
 @pytest.mark.parametrize("n, rank", [(2, 1), (3, 2), (3, 0)])
 def test_exception_in_a_rollout_ends_the_job(tmp_path, n, rank):
-    proc, seconds, out = faulty_run(tmp_path, n, "raise", rank=rank)
+    # 1 ms steps: every rank gets its share of slots even where Open MPI's busy-polling ranks
+    # oversubscribe the cores (with 0.3 ms generations, a rank could sit out whole generations)
+    proc, seconds, out = faulty_run(tmp_path, n, "raise", rank=rank, step_seconds=0.001)
     err = proc.stderr_text
     assert proc.returncode == 1, err
     assert seconds < 30

@@ -30,6 +30,7 @@ def digests(path):
     return out
 
 
+@pytest.mark.every_mpi
 @pytest.mark.parametrize("variant", sorted(DIGESTS))
 def test_fresh_runs_match_the_rank0_update_for_1_2_and_3_ranks(tmp_path, variant):
     for n in (1, 2, 3):
@@ -39,6 +40,7 @@ def test_fresh_runs_match_the_rank0_update_for_1_2_and_3_ranks(tmp_path, variant
         assert digests(out / "checkpoint.h5") == DIGESTS[variant], f"{n} ranks"
 
 
+@pytest.mark.every_mpi
 @pytest.mark.parametrize("variant", sorted(DIGESTS))
 def test_resuming_a_checkpoint_of_the_rank0_update_is_exact(tmp_path, variant):
     for n in (2, 3):

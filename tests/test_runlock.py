@@ -9,6 +9,7 @@ from mpi_es.rundir import checkpoint, runlock, runlog
 pytestmark = pytest.mark.mpi
 
 
+@pytest.mark.every_mpi
 def test_a_second_job_on_the_same_out_dir_exits_2_at_once(tmp_path):
     cfg = write_config(tmp_path / "c.yaml", stop={"generations": 40})
     out = tmp_path / "run"
@@ -39,6 +40,7 @@ def test_a_second_job_on_the_same_out_dir_exits_2_at_once(tmp_path):
     assert again.returncode == 0 and "reached stop.generations=40" in again.stdout
 
 
+@pytest.mark.every_mpi
 def test_the_lock_dies_with_its_holder(tmp_path):
     lock = runlock.acquire(tmp_path)
     with pytest.raises(runlock.RunDirectoryBusy, match="in use by another job"):

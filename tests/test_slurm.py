@@ -184,6 +184,7 @@ from test_reference import DIGESTS, REFERENCE, digests   # noqa: E402
 TWO_NODES = ("--nodes=2", "--ntasks-per-node=1")
 
 
+@pytest.mark.every_mpi
 def test_two_node_job_is_bit_identical_to_one_rank(tmp_path):
     out = tmp_path / "run"
     output = tmp_path / "job.out"
@@ -247,6 +248,7 @@ def assert_whole_and_exact(tmp_path, out) -> None:
     np.testing.assert_array_equal(final_theta(out), final_theta(straight))
 
 
+@pytest.mark.every_mpi
 def test_preempt_requeue_resume_across_two_nodes(tmp_path):
     job, out, output = two_node_job(tmp_path)
     subprocess.run(["scancel", "--signal=USR1", "--batch", str(job)], check=True)

@@ -127,6 +127,7 @@ def mpi_rank_of(pid: int) -> int | None:
     return None if rank is None else int(rank)
 
 
+@pytest.mark.every_mpi
 @pytest.mark.parametrize("freeze_after", [0.0, 1.2])
 def test_a_frozen_rank_ends_the_job_naming_it(tmp_path, freeze_after):
     """One rank SIGSTOPped alone (a hung node, a debugger): the others do not wait forever."""

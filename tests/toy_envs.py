@@ -42,6 +42,8 @@ class Faulty(ToyReach):
     FAULTY_RANK   the MPI rank that misbehaves (default 1)
     FAULTY_AFTER  episodes this process plays normally first (default 0)
     FAULTY_STEP   the step of the faulty episode at which it happens (default 3)
+    FAULTY_STEP_SECONDS  wall time every step takes on every rank (default 0): ranks that
+                  sleep in the env share out the slots evenly even on oversubscribed cores
     """
 
     def __init__(self):
@@ -53,6 +55,7 @@ class Faulty(ToyReach):
         self.active = MPI.COMM_WORLD.Get_rank() == int(os.environ.get("FAULTY_RANK", "1"))
         self.after = int(os.environ.get("FAULTY_AFTER", "0"))
         self.at_step = int(os.environ.get("FAULTY_STEP", "3"))
+        self.step_seconds = float(os.environ.get("FAULTY_STEP_SECONDS", "0"))
         if self.active and self.mode == "raise_init":
             raise RuntimeError("Faulty-v0 refuses to start on this rank")
 
@@ -64,6 +67,9 @@ class Faulty(ToyReach):
         return super().reset(seed=seed, options=options)
 
     def step(self, action):
+        if self.step_seconds:
+            import time
+            time.sleep(self.step_seconds)
         ob, reward, terminated, truncated, info = super().step(action)
         if self.mode == "huge_reward":
             reward = 1e38 * (1.0 + float(np.sum(action)))  # returns overflow float32

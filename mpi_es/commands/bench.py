@@ -13,6 +13,7 @@ from ..errors import ConfigError
 from ..rundir import checkpoint
 from ..core import noise, slots
 from ..distributed.memory import mapping_of
+from ..blas import blas_kernel
 from ..distributed.world import World, mpi_library
 from ..rundir.outputs import Outputs
 from ..training.loop import Trainer
@@ -273,7 +274,7 @@ def run(cfg: Config, world: World, setup: Setup, *, generations: int,
         return None
     result = {
         "env_id": cfg.env_id, "ranks": world.size, "num_params": setup.spec.num_params,
-        "mpi_library": mpi_library(),
+        "mpi_library": mpi_library(), "blas_kernel": blas_kernel(),
         "population_size": cfg.population_size, "generations": generations,
         "raw_env_steps_per_s": raw_per_rank,
         "raw_replay_env_steps_per_s": raw_replay, "es_replay_env_steps_per_s": es_replay,
@@ -329,7 +330,7 @@ def format_table(r: dict) -> str:
                     f"{n} ranks" for n, e in r["predicted_efficiency_by_ranks"].items()),
         f"  model check: this launch's generation predicted "
         f"{r['predicted_generation_s_at_launch']:.2f} s, measured {r['gen_time_s']:.2f} s",
-        f"  MPI: {r['mpi_library']}",
+        f"  MPI: {r['mpi_library']}; BLAS kernel: {r['blas_kernel']}",
     ]
     return "\n".join(lines)
 

@@ -30,7 +30,7 @@ def describe(path: str, allow_import: list[str] = ()) -> str:
         f"format_version:    {attrs['format_version']}",
     ]
     for key in ("mpi_es_version", "numpy_version", "gymnasium_version", "mujoco_version",
-                "mpi_version"):
+                "mpi_version", "blas_kernel"):
         lines.append(f"{key + ':':<19}{printable(attrs.get(key, 'unknown'))}")
     lines.append("config:")
     lines.extend("  " + printable(line) for line in str(attrs["config"]).rstrip().split("\n"))

@@ -14,8 +14,29 @@ import numpy as np
 
 
 def _mpi():
+    quiet_open_mpi_rma_without_rdma()
     from mpi4py import MPI
     return MPI
+
+
+def quiet_open_mpi_rma_without_rdma(environ=os.environ, rdma_devices="/sys/class/infiniband"):
+    """Leave Open MPI's UCX one-sided component out where it cannot serve (no RDMA device).
+
+    Open MPI 5 asks UCX whether it can do RMA on every window it creates; where UCX has only
+    TCP and shared memory it says no, another component is chosen, and each rank prints
+    "osc_ucx_component.c:375 Error: OSC UCX component priority set inside component query
+    failed" (open-mpi/ompi#14086), six lines per run. Without an RDMA device the component is
+    never chosen, so excluding it changes nothing but the noise. A user's own OMPI_MCA_osc
+    wins; other MPIs ignore the variable. Must run before MPI_Init.
+    """
+    if "OMPI_MCA_osc" in environ:
+        return
+    try:
+        has_rdma = bool(os.listdir(rdma_devices))
+    except OSError:
+        has_rdma = False
+    if not has_rdma:
+        environ["OMPI_MCA_osc"] = "^ucx"
 
 
 def mpi_library() -> str:

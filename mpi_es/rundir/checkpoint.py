@@ -38,10 +38,11 @@ def library_versions() -> dict[str, str]:
     """What a checkpoint records it was written with (a resume warns when one differs)."""
     import gymnasium
     import mujoco
+    from ..blas import blas_kernel
     from ..distributed.world import mpi_library
     return {"mpi_es_version": __version__, "numpy_version": np.__version__,
             "gymnasium_version": gymnasium.__version__, "mujoco_version": mujoco.__version__,
-            "mpi_version": mpi_library()}
+            "mpi_version": mpi_library(), "blas_kernel": blas_kernel()}
 
 
 def _fsync_dir(path: Path) -> None:
