@@ -122,8 +122,9 @@ def test_suspend_and_resume_of_every_rank_is_not_an_episode_timeout(tmp_path):
 
 
 def mpi_rank_of(pid: int) -> int | None:
-    """The MPI rank hydra gave a process (PMI_RANK in its environment)."""
-    rank = process_environ(pid).get(b"PMI_RANK")
+    """The MPI rank a process was started as (hydra sets PMI_RANK, Open MPI OMPI_COMM_WORLD_RANK)."""
+    environ = process_environ(pid)
+    rank = environ.get(b"PMI_RANK", environ.get(b"OMPI_COMM_WORLD_RANK"))
     return None if rank is None else int(rank)
 
 
