@@ -18,9 +18,10 @@ conf=$dir/slurm.conf
 base=$(( 20000 + (16#${tag:0:4} % 3000) * 3 ))
 
 install() {
-    if command -v slurmctld >/dev/null && command -v munged >/dev/null; then return; fi
+    if command -v slurmctld >/dev/null && command -v munged >/dev/null \
+        && ldconfig -p | grep -q libpmi2.so.0; then return; fi     # libpmi2: Intel MPI under srun
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge libpmi2-0 >/dev/null
 }
 
 configure() {

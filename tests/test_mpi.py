@@ -26,7 +26,6 @@ def final_state(out):
                {f"optimizer/{k}": v[...] for k, v in f["optimizer"].items()}
 
 
-@pytest.mark.every_mpi
 @pytest.mark.parametrize("variant", [
     {},
     {"optimizations": {"mirrored_sampling": False, "discretize_actions": True},

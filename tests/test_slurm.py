@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO, process_environ, run_env, run_mpi, write_config
+from conftest import REPO, mpi_flavor, process_environ, run_env, run_mpi, write_config
 from mpi_es.rundir import checkpoint, runlog
 
 
@@ -102,7 +102,7 @@ def test_warning_signal_checkpoints_requeues_and_resumes_exactly(tmp_path):
     output = tmp_path / "job.out"
     started = time.monotonic()
     job = sbatch(f"--output={output}", "jobs/train.sbatch", str(cfg), "--out-dir", str(out),
-                 env=slurm_env(MPI_ES_TEST_CHECKPOINT_PAUSE="0.5"))
+                 env=slurm_env(MPI_ES_TEST_CHECKPOINT_PAUSE="0.5", **launcher_env()))
     deadline = time.monotonic() + 120
     while "gen     2" not in (output.read_text() if output.exists() else ""):
         assert time.monotonic() < deadline, "job never reached generation 2"
@@ -182,6 +182,19 @@ def test_chain_submits_dependent_singleton_jobs(tmp_path):
 from test_reference import DIGESTS, REFERENCE, digests   # noqa: E402
 
 TWO_NODES = ("--nodes=2", "--ntasks-per-node=1")
+# SLURM's PMI-2 library (Debian libpmi2-0), which Intel MPI needs to be started by srun
+SLURM_PMI2 = "/usr/lib/x86_64-linux-gnu/libpmi2.so.0"
+
+
+def launcher_env() -> dict:
+    """How docs/clusters.md starts each MPI in a job: srun --mpi=pmi2 for MPICH and Intel MPI
+    (which is told where SLURM's PMI-2 library is), Open MPI's mpirun inside the allocation."""
+    flavor = mpi_flavor()
+    if flavor == "openmpi":
+        return {"LAUNCHER": "mpiexec"}
+    if flavor == "intel":
+        return {"I_MPI_PMI_LIBRARY": SLURM_PMI2}
+    return {}
 
 
 @pytest.mark.every_mpi
@@ -189,7 +202,8 @@ def test_two_node_job_is_bit_identical_to_one_rank(tmp_path):
     out = tmp_path / "run"
     output = tmp_path / "job.out"
     job = sbatch(*TWO_NODES, f"--output={output}", "jobs/train.sbatch",
-                 str(REFERENCE / "mirrored-adam.yaml"), "--out-dir", str(out))
+                 str(REFERENCE / "mirrored-adam.yaml"), "--out-dir", str(out),
+                 env=slurm_env(**launcher_env()))
     info, = wait_done(job)
     text = output.read_text()
     assert info["JobState"] == "COMPLETED" and info["NodeList"] == "n[1-2]", text
@@ -234,7 +248,7 @@ def two_node_job(tmp_path):
     job = sbatch(*TWO_NODES, f"--output={output}", "jobs/train.sbatch",
                  str(REFERENCE / "mirrored-adam.yaml"), "--out-dir", str(out),
                  "--set", "stop.generations=8",
-                 env=slurm_env(MPI_ES_TEST_CHECKPOINT_PAUSE="0.5"))
+                 env=slurm_env(MPI_ES_TEST_CHECKPOINT_PAUSE="0.5", **launcher_env()))
     wait_for_generation(output, 2, job)
     return job, out, output
 

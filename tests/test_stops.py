@@ -128,8 +128,7 @@ def mpi_rank_of(pid: int) -> int | None:
     return None if rank is None else int(rank)
 
 
-@pytest.mark.every_mpi
-@pytest.mark.parametrize("freeze_after", [0.0, 1.2])
+@pytest.mark.parametrize("freeze_after", [0.0, pytest.param(1.2, marks=pytest.mark.every_mpi)])
 def test_a_frozen_rank_ends_the_job_naming_it(tmp_path, freeze_after):
     """One rank SIGSTOPped alone (a hung node, a debugger): the others do not wait forever."""
     with slow_job(tmp_path, 3, stop={"generations": 1000}, episode_timeout_s=1.0,
