@@ -7,8 +7,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from conftest import (descendants, needs, process_environ, run_mpi, start_mpi, wait_for_line,
-                      write_config)
+from conftest import (descendants, mpi_flavor, needs, process_environ, run_mpi, start_mpi,
+                      wait_for_line, write_config)
 from mpi_es.rundir import checkpoint, runlog
 
 pytestmark = pytest.mark.mpi
@@ -260,3 +260,35 @@ def test_slow_storage_is_not_taken_for_a_frozen_rank(tmp_path):
     assert proc.returncode == 0, stderr
     assert "did not reach" not in stderr and "stopped inside" not in stderr
     assert checkpoint.load(tmp_path / "run" / "checkpoint.h5").state.generation == 2
+
+
+@pytest.mark.every_mpi
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_noise_table_too_big_for_the_shared_window_directory_is_a_one_line_error(tmp_path):
+    """Before anything is allocated, the job names the directory that cannot hold the table and
+    how to move it (Open MPI: OMPI_MCA_osc_sm_backing_directory; the others keep /dev/shm)."""
+    import subprocess
+    from mpi_es.distributed.memory import memory_problem
+    small = tmp_path / "shm"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(small)], check=True)
+    try:
+        table_entries = 4_000_000                       # 16 MB: more than the 8 MB directory
+        if mpi_flavor() == "openmpi":
+            cfg = write_config(tmp_path / "c.yaml",
+                               noise_table={"seed": 5, "size": table_entries})
+            proc = start_mpi(2, str(cfg), "--out-dir", str(tmp_path / "run"),
+                             extra_env={"OMPI_MCA_osc_sm_backing_directory": str(small)})
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 2, err
+            # one line of ours; mpirun adds its banner for any non-zero exit
+            lines = [line for line in err.splitlines() if "noise_table.size" in line]
+            assert len(lines) == 1 and f"{small} has 0.01 GiB free" in lines[0], err
+            assert "Traceback" not in err
+            assert "OMPI_MCA_osc_sm_backing_directory" in lines[0]
+        else:
+            problem = memory_problem(table_entries * 4, shm_dir=str(small))
+            assert problem and f"{small} has 0.01 GiB free" in problem
+            assert f"or enlarge {small}" in problem
+    finally:
+        subprocess.run(["umount", str(small)], check=False)

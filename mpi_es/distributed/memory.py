@@ -59,8 +59,25 @@ def _meminfo_available() -> int | None:
 BYTES_PER_PARAMETER_PER_RANK = 40
 
 
+OPEN_MPI_WINDOW_DIRECTORY = "OMPI_MCA_osc_sm_backing_directory"
+
+
+def shared_window_directory(environ=os.environ) -> tuple[str, str]:
+    """Where this MPI backs the node's shared windows (the noise table), and how to move it.
+
+    All three keep them as files in /dev/shm (seen in the ranks' /proc/PID/maps: MPICH
+    `mpich_shm_*`, Open MPI 5 `osc_sm.*`, Intel MPI `Intel_MPI_*`); Open MPI alone can be told
+    another directory.
+    """
+    if "OMPI_COMM_WORLD_SIZE" in environ or OPEN_MPI_WINDOW_DIRECTORY in environ:
+        directory = environ.get(OPEN_MPI_WINDOW_DIRECTORY, "/dev/shm")
+        return directory, (f"or set {OPEN_MPI_WINDOW_DIRECTORY} to a node-local directory "
+                           f"with room (Open MPI puts shared windows there)")
+    return "/dev/shm", "or enlarge /dev/shm (MPI puts shared windows there)"
+
+
 def memory_problem(table_bytes: int, num_params: int = 0, ranks_on_node: int = 1,
-                   shm_dir: str = "/dev/shm", episodes_at_once: int = 1) -> str | None:
+                   shm_dir: str | None = None, episodes_at_once: int = 1) -> str | None:
     """Why a node cannot hold the noise table and its ranks' parameter vectors, or None. Runs
     before any allocation. Each episode a rank plays at once holds its float32 parameters."""
     gib = 2**30
@@ -80,11 +97,11 @@ def memory_problem(table_bytes: int, num_params: int = 0, ranks_on_node: int = 1
         return (f"'noise_table.size': the table needs {table_bytes / gib:.2f} GiB per node (and "
                 f"the ranks' parameters {ranks_on_node * per_rank / gib:.2f} GiB) but only "
                 f"{available / gib:.2f} GiB of memory is available on this node; {fix}")
+    shm_dir, move = (shm_dir, f"or enlarge {shm_dir}") if shm_dir else shared_window_directory()
     if os.path.isdir(shm_dir):
         st = os.statvfs(shm_dir)
         free = st.f_bavail * st.f_frsize
         if table_bytes > free:
             return (f"'noise_table.size': the table needs {table_bytes / gib:.2f} GiB of shared "
-                    f"memory but {shm_dir} has {free / gib:.2f} GiB free (MPI puts shared "
-                    f"windows there); {fix}, or enlarge {shm_dir}")
+                    f"memory but {shm_dir} has {free / gib:.2f} GiB free; {fix}, {move}")
     return None
