@@ -50,6 +50,13 @@ def test_bench_emits_every_figure(tmp_path):
     assert r["episodes_at_once"] == 8 and step["env"] > 0 and step["forward"] > 0
     assert step["total"] == pytest.approx(step["env"] + step["forward"] + step["rest"])
     assert r["claim_s"] > 0 and r["allgather_latency_s"] > 0 and r["allgather_bytes_per_s"] > 0
+    # claims while rank 0 computes for a second: on one node they are served in shared memory,
+    # so none waits for rank 0 to enter MPI
+    busy = r["claim_while_root_busy_s"]
+    assert busy["busy_s"] == 1.0 and 0 < busy["mean"] <= busy["max"] < 0.5
+    assert "while rank 0 plays" in proc.stdout
+    assert r["claim_while_root_busy_without_progress_s"]["max"] < 0.5
+    assert r["blas_kernel"] != "" and "BLAS kernel:" in proc.stdout
     fractions = [r[k] for k in ("rollout_frac", "comm_frac", "update_frac", "idle_frac")]
     assert all(0 <= f <= 1 for f in fractions) and sum(fractions) == pytest.approx(1, abs=1e-6)
     for label in ("raw env steps/s per rank", "ES env steps/s per rank", "policy forward",

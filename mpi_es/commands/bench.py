@@ -165,6 +165,37 @@ def claim_seconds(world: World, claims: int = 200) -> float:
     return world.max((time.perf_counter() - start) / claims)
 
 
+def claim_seconds_while_root_is_busy(world: World, busy_s: float = 1.0, claims: int = 50,
+                                     poke=None) -> dict | None:
+    """Slot claims by the other ranks while rank 0 plays episodes: {'mean', 'max'} seconds per
+    claim. Rank 0 computes in rounds of ~50 us (an env step and a forward pass) and calls
+    `poke` between them, as the trainer does (World.progress_poke); with poke=None it never
+    enters MPI. Where the MPI needs rank 0's own progress to serve a fetch-and-add (across
+    nodes, without hardware atomics), 'max' is then about busy_s. None on one rank."""
+    if world.size == 1:
+        return None
+    counter = world.slot_counter()
+    world.barrier()
+    times = []
+    if world.is_root:
+        end = time.perf_counter() + busy_s
+        while (now := time.perf_counter()) < end:
+            while time.perf_counter() < now + 50e-6:
+                pass
+            if poke is not None:
+                poke()
+    else:
+        for _ in range(claims):
+            start = time.perf_counter()
+            counter.claim()
+            times.append(time.perf_counter() - start)
+    world.barrier()
+    means = world.allgather(float(np.mean(times)) if times else None)
+    maxes = world.allgather(float(np.max(times)) if times else None)
+    return {"mean": float(np.mean([m for m in means if m is not None])),
+            "max": max(m for m in maxes if m is not None), "busy_s": busy_s}
+
+
 def scaling_figures(cfg: Config, setup: Setup, table: noise.NoiseTable, slot_seconds: list,
                     claim_s: float, latency_s: float, bytes_per_s: float,
                     launch: int = 1) -> dict:
@@ -269,6 +300,8 @@ def run(cfg: Config, world: World, setup: Setup, *, generations: int,
     step_us = {part: world.sum(us) / world.size for part, us in replay["step_us"].items()}
     ratio = world.sum(replay["ratio"]) / world.size
     claim_s = claim_seconds(world)
+    claim_busy = claim_seconds_while_root_is_busy(world, poke=world.progress_poke())
+    claim_busy_unserved = claim_seconds_while_root_is_busy(world)
     latency_s, bytes_per_s = communication_model(world, 12 * setup.spec.num_params)
     if not world.is_root:
         return None
@@ -286,6 +319,8 @@ def run(cfg: Config, world: World, setup: Setup, *, generations: int,
                              if keras and cfg.model.network == "mlp" else None),
         "noise_build_s": build_s, "noise_table_bytes": table.size * 4,
         "noise_node_pss_bytes": int(node_pss),
+        "claim_while_root_busy_s": claim_busy,
+        "claim_while_root_busy_without_progress_s": claim_busy_unserved,
         **scaling_figures(cfg, setup, table, slot_seconds, claim_s, latency_s, bytes_per_s,
                           launch=world.size),
     }
@@ -322,7 +357,13 @@ def format_table(r: dict) -> str:
         f"  update per rank for {SCALE_EPISODES} episodes x {SCALE_PARAMS} params: "
         + ", ".join(f"{s:.4f} s at {n} rank{'s' if n != '1' else ''}"
                     for n, s in r["update_s_per_rank_by_ranks"].items()),
-        f"  slot claim {r['claim_s'] * 1e6:.1f} us; allgather latency "
+        f"  slot claim {r['claim_s'] * 1e6:.1f} us"
+        + (f" ({r['claim_while_root_busy_s']['mean'] * 1e6:.1f} us mean, "
+           f"{r['claim_while_root_busy_s']['max'] * 1e6:.1f} us at most while rank 0 plays for "
+           f"{r['claim_while_root_busy_s']['busy_s']:.0f} s; without its progress calls "
+           f"{r['claim_while_root_busy_without_progress_s']['max'] * 1e6:.1f} us at most)"
+           if r.get("claim_while_root_busy_s") else "")
+        + "; allgather latency "
         f"{r['allgather_latency_s'] * 1e6:.1f} us; slot time mean "
         f"{r['slot_seconds_mean']:.3f} s (cv {r['slot_seconds_cv']:.2f})",
         "  predicted generation: "

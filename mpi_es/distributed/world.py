@@ -68,6 +68,9 @@ def unlink_mpich_start_up_segments() -> None:
                 pass
 
 
+PROGRESS_INTERVAL_S = 0.001
+
+
 class World:
     ROOT = 0
 
@@ -166,6 +169,27 @@ class World:
         self.node.Barrier()
 
     # -- dynamic slot assignment -------------------------------------------------------------
+    def progress_poke(self, interval_s: float = PROGRESS_INTERVAL_S):
+        """For rank 0's episode rounds: a callable that enters MPI's progress engine at most
+        every interval_s, or None where nobody needs it.
+
+        Rank 0 hosts the slot counter and the progress board. On its own node the other ranks'
+        fetch-and-adds go through shared memory, but from another node (MPICH, Intel MPI over
+        TCP: measured with bench) a claim waited until rank 0 next entered MPI, that is for the
+        rest of rank 0's episode. One Iprobe a millisecond serves them; it costs ~1 us.
+        """
+        if not self.is_root or self.node_size == self.size:
+            return None
+        comm, clock = self.comm, time.perf_counter
+        due = [0.0]
+
+        def poke() -> None:
+            now = clock()
+            if now >= due[0]:
+                comm.Iprobe()
+                due[0] = now + interval_s
+        return poke
+
     def slot_counter(self) -> "SlotCounter":
         """Collective: a job-wide counter ranks claim episode slots from."""
         counter = SlotCounter(self)

@@ -3,7 +3,9 @@ updates its own block of theta with the algorithm; rank 0's outputs log and chec
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +25,17 @@ from .rollout import (Flight, LaneFailure, SlotCollector, Watch, play_in_lockste
 from .setup import Setup, algorithm_of
 from .stopping import TargetCheck, stop_reason
 
+
+
+def poke_and_renew(poke, renew):
+    """One per-round call for the episode loop: serve MPI progress, then renew the watchdog."""
+    if renew is None:
+        return lambda seconds: poke()
+
+    def both(seconds: float) -> None:
+        poke()
+        renew(seconds)
+    return both
 
 class SlotFailure(Exception):
     """An episode slot failed; the message says where (env, generation, slot, rank)."""
@@ -77,6 +90,7 @@ class Trainer:
         self.lanes = setup.policies.lanes(cfg.episodes_at_once, self.state.theta)
         self.envs = setup.envs(self.lanes.count)
         self.counter = world.slot_counter()
+        self.progress_poke = world.progress_poke()
         # a rank may still have this many episodes in flight when another enters an exchange
         in_flight = max(cfg.episodes_per_slot, self.lanes.count)
         self.liveness = PeerLiveness(world, cfg.episode_timeout_s, in_flight)
@@ -182,10 +196,15 @@ class Trainer:
         return collector.outcomes, collector.seconds
 
     def watch(self, generation: int) -> Watch | None:
-        if self.liveness.renew is None:
+        renew, poke = self.liveness.renew, self.progress_poke
+        if poke is not None:            # rank 0 of a multi-node job serves claims each round
+            renew = poke_and_renew(poke, renew)
+        if renew is None:
             return None
+        if self.liveness.renew is None:
+            return Watch(lambda flight: nullcontext(), renew, math.inf)
         return Watch(lambda flight: self.liveness.episode(InFlight(self, generation, flight)),
-                     self.liveness.renew, self.cfg.episode_timeout_s)
+                     renew, self.cfg.episode_timeout_s)
 
     def update(self, data: slots.GenerationData) -> tuple[float, dict]:
         """Collective: shape all returns, step this rank's block, assemble theta everywhere.
