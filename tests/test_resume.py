@@ -163,8 +163,8 @@ def test_the_job_script_turns_sigterm_and_sigint_into_a_clean_stop_under_every_m
     env = run_env()
     env.update(LAUNCHER="mpiexec", SLURM_NTASKS="2", PYTHON=sys.executable,
                PATH=os.pathsep.join([os.path.dirname(sys.executable), env["PATH"]]),
-               MPI_ES_TEST_CHECKPOINT_PAUSE="0.3")
-    env.pop("SLURM_JOB_ID", None)
+               MPI_ES_TEST_CHECKPOINT_PAUSE="1")   # 4 s left after generation 2: time
+    env.pop("SLURM_JOB_ID", None)                      # for the signal to pass the script
     proc = subprocess.Popen(["bash", str(REPO / "mpi_es" / "scripts" / "launch.sh"), str(cfg),
                              "--out-dir", str(out)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
