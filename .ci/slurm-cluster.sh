@@ -18,10 +18,14 @@ conf=$dir/slurm.conf
 base=$(( 20000 + (16#${tag:0:4} % 3000) * 3 ))
 
 install() {
+    # libpmi2-0: Intel MPI under srun --mpi=pmi2; libpmix-dev: srun --mpi=pmix (Open MPI), whose
+    # SLURM plugin loads libpmix.so at start
     if command -v slurmctld >/dev/null && command -v munged >/dev/null \
-        && ldconfig -p | grep -q libpmi2.so.0; then return; fi     # libpmi2: Intel MPI under srun
+        && ldconfig -p | grep -q libpmi2.so.0 \
+        && [ -n "$(find /usr/lib -name libpmix.so -print -quit 2>/dev/null)" ]; then return; fi
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge libpmi2-0 >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge libpmi2-0 libpmix-dev \
+        >/dev/null
 }
 
 configure() {
@@ -75,6 +79,13 @@ NodeName=n1 NodeHostname=$host NodeAddr=127.0.0.1 Port=$(( base + 1 )) CPUs=$cpu
 NodeName=n2 NodeHostname=$host NodeAddr=127.0.0.1 Port=$(( base + 2 )) CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
+    # Each slurmd reads its own copy, beside an mpi.conf of its own: SLURM's PMIx plugin names
+    # its client directory by job and step only, so two nodes on one host would collide on it.
+    for node in n1 n2; do
+        mkdir -p "$dir/conf-$node" "$dir/pmix-$node"
+        cp "$conf" "$dir/conf-$node/slurm.conf"
+        echo "PMIxCliTmpDirBase=$dir/pmix-$node" > "$dir/conf-$node/mpi.conf"
+    done
 }
 
 running() {   # is the daemon of this pid file alive?
@@ -90,8 +101,8 @@ start() {
         --pid-file="$dir/munge/munged.pid" --log-file="$dir/munge/munged.log" \
         --seed-file="$dir/munge/munged.seed"
     /usr/sbin/slurmctld -c -f "$conf"      # -c: no jobs from an earlier start, ids from FirstJobId
-    /usr/sbin/slurmd -f "$conf" -N n1
-    /usr/sbin/slurmd -f "$conf" -N n2
+    /usr/sbin/slurmd -f "$dir/conf-n1/slurm.conf" -N n1
+    /usr/sbin/slurmd -f "$dir/conf-n2/slurm.conf" -N n2
     for _ in $(seq 1 60); do
         if [ "$(sinfo -h -o '%t %D' 2>/dev/null | awk '/^(idle|mix|alloc)/ {n += $2} END {print n+0}')" = 2 ]; then
             sinfo

@@ -188,10 +188,10 @@ SLURM_PMI2 = "/usr/lib/x86_64-linux-gnu/libpmi2.so.0"
 
 def launcher_env() -> dict:
     """How docs/clusters.md starts each MPI in a job: srun --mpi=pmi2 for MPICH and Intel MPI
-    (which is told where SLURM's PMI-2 library is), Open MPI's mpirun inside the allocation."""
+    (which is told where SLURM's PMI-2 library is), srun --mpi=pmix for Open MPI."""
     flavor = mpi_flavor()
     if flavor == "openmpi":
-        return {"LAUNCHER": "mpiexec"}
+        return {"SRUN_MPI": "pmix"}
     if flavor == "intel":
         return {"I_MPI_PMI_LIBRARY": SLURM_PMI2}
     return {}
@@ -260,6 +260,22 @@ def assert_whole_and_exact(tmp_path, out) -> None:
     assert run_mpi(1, str(REFERENCE / "mirrored-adam.yaml"), "--out-dir", str(straight),
                    "--set", "stop.generations=8").returncode == 0
     np.testing.assert_array_equal(final_theta(out), final_theta(straight))
+
+
+@pytest.mark.every_mpi
+def test_open_mpis_mpirun_inside_the_allocation_trains_across_both_nodes(tmp_path):
+    """The other way to start Open MPI in a job (LAUNCHER=mpiexec), as a cluster without PMIx
+    in SLURM would; under MPICH and Intel MPI it is their own mpiexec (hydra over srun)."""
+    out = tmp_path / "run"
+    output = tmp_path / "job.out"
+    job = sbatch(*TWO_NODES, f"--output={output}", "jobs/train.sbatch",
+                 str(REFERENCE / "mirrored-adam.yaml"), "--out-dir", str(out),
+                 env=slurm_env(LAUNCHER="mpiexec"))
+    info, = wait_done(job)
+    text = output.read_text()
+    assert info["JobState"] == "COMPLETED" and info["NodeList"] == "n[1-2]", text
+    assert "2 rank(s) on this job" in text
+    assert digests(out / "checkpoint.h5") == DIGESTS["mirrored-adam"]
 
 
 @pytest.mark.every_mpi
