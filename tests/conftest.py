@@ -33,7 +33,7 @@ def mpi_flavor() -> str:
     """Whose mpiexec the tests launch: 'mpich', 'intel' or 'openmpi' (.ci/run tests all three)."""
     text = subprocess.run([mpiexec_path(), "--version"], capture_output=True, text=True,
                           timeout=60).stdout.lower()
-    if "open mpi" in text or "open-mpi" in text:
+    if "open mpi" in text or "open-mpi" in text or "openrte" in text:    # 4.x says OpenRTE
         return "openmpi"
     if "intel" in text:
         return "intel"

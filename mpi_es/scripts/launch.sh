@@ -30,7 +30,7 @@ child=$!
 # a second later, before any generation can finish; SIGUSR1 it only passes on. So under Open
 # MPI's mpiexec a stop request reaches the ranks as SIGUSR1.
 open_mpi=0
-if [ "$launcher" = mpiexec ] && mpiexec --version 2>&1 | grep -qi "open mpi"; then open_mpi=1; fi
+if [ "$launcher" = mpiexec ] && mpiexec --version 2>&1 | grep -qiE "open mpi|openrte"; then open_mpi=1; fi
 forward() {
     local sig=$1
     if [ "$open_mpi" = 1 ] && { [ "$sig" = TERM ] || [ "$sig" = INT ]; }; then sig=USR1; fi
