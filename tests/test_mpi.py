@@ -195,3 +195,17 @@ def test_cartpole_job_is_solved_within_a_minute(tmp_path):
     evaluation = run_serial("evaluate", str(out), "--episodes", "10", "--json")
     assert evaluation.returncode == 0, evaluation.stderr
     assert json.loads(evaluation.stdout)["return_mean"] >= 475
+
+
+@pytest.mark.every_mpi
+def test_a_normal_run_prints_nothing_but_its_own_lines(tmp_path):
+    """No launcher or library noise (Open MPI's osc/ucx message, banners, warnings) on stderr,
+    and stdout holds only mpi_es's own lines, on 2 and 3 ranks."""
+    cfg = write_config(tmp_path / "c.yaml")
+    for n in (2, 3):
+        proc = run_mpi(n, str(cfg), "--out-dir", str(tmp_path / f"n{n}"))
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == "", proc.stderr
+        lines = proc.stdout.splitlines()
+        assert lines and all(line.startswith(("mpi_es:", "gen ", "done:")) for line in lines), \
+            proc.stdout
