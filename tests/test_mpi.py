@@ -32,7 +32,8 @@ def final_state(out):
      "population_size": 15, "return_proc_mode": "centered_sign_rank",
      "model": {"nn_optimizer": "sgd", "nonlin_type": "elu", "hidden_dims": [8, 4],
                "nn_optimizer_args": {"stepsize": 0.2, "momentum": 0.5}}},
-], ids=["mirrored-adam", "single-sgd-discrete"])
+    {"noise_decay": {"rate": 0.7, "floor": 0.03}},
+], ids=["mirrored-adam", "single-sgd-discrete", "sigma-decay"])
 def test_final_theta_is_bit_identical_for_1_2_and_3_ranks(tmp_path, variant):
     """...and for any number of episodes played in lockstep on each rank."""
     cfg = write_config(tmp_path / "c.yaml", **variant)
@@ -209,3 +210,33 @@ def test_a_normal_run_prints_nothing_but_its_own_lines(tmp_path):
         lines = proc.stdout.splitlines()
         assert lines and all(line.startswith(("mpi_es:", "gen ", "done:")) for line in lines), \
             proc.stdout
+
+
+def test_sigma_decay_starts_after_the_first_generation_and_stops_at_its_floor(tmp_path):
+    """noise_decay changes nothing in generation 1 (sigma x rate^0), then every generation: the
+    perturbed parameters are theta + sigma_g eps and the update divides by sigma_g."""
+    from mpi_es import config
+    from mpi_es.algorithms.base import decayed_sigma
+    from mpi_es.training.setup import algorithm_of
+    assert decayed_sigma(0.1, 1.0, 0.5, 40) == 0.1           # no decay: exactly sigma
+    assert decayed_sigma(0.1, 0.9, 0.02, 0) == 0.1
+    assert decayed_sigma(0.1, 0.9, 0.02, 2) == pytest.approx(0.081)
+    assert decayed_sigma(0.1, 0.9, 0.02, 1000) == 0.02
+    algorithm = algorithm_of(config.validate(
+        {"env_id": "Ant-v5", "noise_stdev": 0.1, "noise_decay": {"rate": 0.5, "floor": 0.02}}))
+    theta, eps = np.zeros(3, np.float32), np.ones(3, np.float32)
+    plus, minus = algorithm.perturb(theta, eps, 2, generation=2)
+    np.testing.assert_array_equal(plus, np.float32(0.025) * eps)
+    np.testing.assert_array_equal(minus, -np.float32(0.025) * eps)
+    plain = write_config(tmp_path / "plain.yaml")
+    decayed = write_config(tmp_path / "decayed.yaml", noise_decay={"rate": 0.5, "floor": 0.01})
+    thetas = {}
+    for name, cfg in (("plain", plain), ("decayed", decayed)):
+        for generations in (1, 3):
+            out = tmp_path / f"{name}{generations}"
+            proc = run_mpi(2, str(cfg), "--out-dir", str(out),
+                           "--set", f"stop.generations={generations}")
+            assert proc.returncode == 0, proc.stderr
+            thetas[name, generations] = final_state(out)["theta"]
+    np.testing.assert_array_equal(thetas["plain", 1], thetas["decayed", 1])
+    assert not np.array_equal(thetas["plain", 3], thetas["decayed", 3])

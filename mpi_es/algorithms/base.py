@@ -29,6 +29,13 @@ from ..fields import Section
 from ..plugins import register_in
 
 
+
+def decayed_sigma(sigma: float, rate: float, floor: float, generation: int) -> float:
+    """max(floor, sigma x rate^generation); exactly sigma when rate is 1."""
+    if rate == 1.0:
+        return sigma
+    return max(floor, sigma * rate ** generation)
+
 class Algorithm:
     """Base class of the update rules: override what differs from OpenAI-ES's defaults."""
     name: ClassVar[str] = ""
@@ -67,11 +74,16 @@ class Algorithm:
     def initial_theta(self, spec, rng: np.random.Generator) -> np.ndarray:
         return spec.init_theta(rng)
 
+    def sigma(self, generation: int) -> float:
+        """The perturbation scale of a generation (0-based): noise_stdev, or its decay."""
+        decay = self.cfg.noise_decay
+        return decayed_sigma(self.cfg.noise_stdev, decay.rate, decay.floor, generation)
+
     def perturb(self, theta: np.ndarray, noise_vector: np.ndarray,
-                episodes: int) -> list[np.ndarray]:
+                episodes: int, generation: int = 0) -> list[np.ndarray]:
         """The parameters a training slot plays: theta + sigma eps (and theta - sigma eps
         when mirrored)."""
-        scaled = np.float32(self.cfg.noise_stdev) * noise_vector
+        scaled = np.float32(self.sigma(generation)) * noise_vector
         return [theta + scaled, theta - scaled][:episodes]
 
     # --- state --------------------------------------------------------------------------
@@ -89,7 +101,7 @@ class Algorithm:
         """This rank's new block of theta and extra log columns.
 
         `returns` are the training returns (slots x episodes, reward_shift applied), `data`
-        the generation's GenerationData, `noise(i)` this rank's block of the noise vector at
+        the generation's GenerationData (`self.sigma(data.generation)` is its sigma), `noise(i)` this rank's block of the noise vector at
         table index i (`noise.rows(indices)`: many at once), `state` the block of the
         per-parameter state (update it in place)."""
         raise NotImplementedError

@@ -86,5 +86,5 @@ class Canonical(Algorithm):
         per_slot = (weights[:, 0] - weights[:, 1] if weights.shape[1] == 2 else weights[:, 0])
         total = weighted_noise_sum(per_slot.astype(np.float32), data.noise_indices, noise,
                                    theta_block.size)
-        step = np.float32(self.settings.step_size * self.cfg.noise_stdev) * total
+        step = np.float32(self.settings.step_size * self.sigma(data.generation)) * total
         return (theta_block + step).astype(np.float32), extras

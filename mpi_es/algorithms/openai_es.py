@@ -58,6 +58,7 @@ class OpenAIES(Algorithm):
         g = es_gradient(processed, data.noise_indices, noise, theta_block.size)
         new_block = update_theta(
             theta_block, g, optimizer=self.optimizer, state=state,
-            learning_rate=cfg.learning_rate, noise_stdev=cfg.noise_stdev, l2coeff=cfg.l2coeff,
+            learning_rate=cfg.learning_rate, noise_stdev=self.sigma(data.generation),
+            l2coeff=cfg.l2coeff,
             weight_decay=cfg.optimizations.weight_decay)
         return new_block, {}

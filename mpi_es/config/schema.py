@@ -18,7 +18,8 @@ from ..algorithms import DEFAULT, Algorithm
 from ..fields import (KeyedError, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
                       Probability, Section)
 from ..policies import PolicyFamily
-from .sections import LogConfig, ModelBase, NoiseTableConfig, Optimizations, StopConfig
+from .sections import (LogConfig, ModelBase, NoiseDecayConfig, NoiseTableConfig, Optimizations,
+                       StopConfig)
 
 
 # `package.module:Id`: one colon, a module path before it, a Gymnasium id (namespace/Name-vN) after
@@ -95,6 +96,8 @@ class Config(Section):
     false"""
     noise_stdev: Annotated[PositiveFloat, Field(le=MAX_NOISE_STDEV)] = 0.02
     """sigma, the perturbation scale"""
+    noise_decay: NoiseDecayConfig = NoiseDecayConfig()
+    """shrink sigma over the run, to a floor (default: fixed)"""
     snapshot_freq: NonNegativeInt = 1
     """write `snapshots/snapshot_NNNNN.h5` every Nth generation; 0 = never"""
     return_proc_mode: Literal["centered_rank", "sign", "centered_sign_rank"] = "centered_rank"

@@ -60,6 +60,16 @@ class NoiseTableConfig(Section):
     """float32 entries: size x 4 bytes per node, in shared memory"""
 
 
+class NoiseDecayConfig(Section):
+    """A sigma that shrinks over the run (estool's recipe for BipedalWalker): the perturbations
+    of generation g (counted from 0) have sigma = max(floor, noise_stdev x rate^g), and the
+    update divides by that sigma. The default keeps sigma fixed."""
+    rate: Annotated[PositiveFloat, Field(le=1.0)] = 1.0
+    """sigma is multiplied by this each generation (1 = no decay)"""
+    floor: NonNegativeFloat = 0.0
+    """sigma never goes below this"""
+
+
 class Optimizations(Section):
     """The notebook's switches."""
     mirrored_sampling: bool = True

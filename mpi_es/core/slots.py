@@ -106,6 +106,7 @@ class GenerationData:
     ob_sum: np.ndarray          # summed over the slots that collected, in slot order
     ob_sumsq: np.ndarray
     ob_count: int
+    generation: int = 0         # 0-based: the generation these episodes belong to
 
     @property
     def episodes(self) -> int:

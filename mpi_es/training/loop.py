@@ -127,8 +127,10 @@ class Trainer:
         self.liveness.wait_for_peers(f"the end of generation {number}'s episodes")
         with self.liveness.exchange(f"the update of generation {number}"):
             rows, obs = slots.pack(outcomes, self.setup.spec.ob_dim, cfg.episodes_per_slot)
-            data = slots.unpack(world.allgather_rows(rows), world.allgather_rows(obs),
-                                self.setup.spec.ob_dim, cfg.episodes_per_slot)
+            data = dataclasses.replace(
+                slots.unpack(world.allgather_rows(rows), world.allgather_rows(obs),
+                             self.setup.spec.ob_dim, cfg.episodes_per_slot),
+                generation=state.generation)
             times = world.allgather_rows(np.array([[t_rollout - t_start, len(outcomes)]]))
             t_gather = time.perf_counter()
             old_theta = state.theta.copy() if world.is_root else None
@@ -181,7 +183,8 @@ class Trainer:
                     num_params=spec.num_params, obstat_prob=obstat_prob,
                     action_noise=cfg.model.ac_noise_std > 0)
                 params = ([theta] if slot.kind != slots.TRAIN else self.algorithm.perturb(
-                    theta, self.table.get(slot.noise_index, spec.num_params), slot.episodes))
+                    theta, self.table.get(slot.noise_index, spec.num_params), slot.episodes,
+                    generation))
                 yield from slot_jobs(slot, params)
 
         collector = SlotCollector()
