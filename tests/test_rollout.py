@@ -190,3 +190,35 @@ def test_an_episode_whose_share_of_the_wall_time_passes_the_timeout_fails():
                                  watch=watch)
     assert isinstance(failure.value.error, rollout.EpisodeTimeout)
     assert 10 <= len(renewed) <= 20 and set(renewed) == {0.3}
+
+
+def test_time_the_process_spent_stopped_is_no_episode_running_long():
+    """The same 0.3 s budget, but the watchdog reports each round (3 steps of 20 ms) as time the
+    process spent stopped (SIGSTOP, `scontrol suspend`): it is taken out, so the episodes
+    finish; a real Watchdog counts a stop its thread has not woken up to yet as well."""
+    import time
+    from contextlib import nullcontext
+    from mpi_es.distributed.watchdog import TICK_S, Watchdog
+    from mpi_es.policies.mlp import MlpLanes
+    env_id = "toy_envs:SlowReach-v0"
+    spec = toy_policy(make_env(env_id)).spec
+    theta = spec.init_theta(np.random.default_rng(0))
+    stopped = [0.0]
+
+    def renew(seconds):
+        stopped[0] += 0.08       # more than the round's 60 ms
+
+    watch = rollout.Watch(guard=lambda flight: nullcontext(), renew=renew, timeout_s=0.3,
+                          stopped_seconds=lambda: stopped[0])
+    ended = []
+    jobs = [rollout.EpisodeJob(theta, reset_seed=i, tag=i) for i in range(3)]
+    rollout.play_in_lockstep(jobs, [make_env(env_id) for _ in range(3)], MlpLanes(spec, 3),
+                             limit=30, ac_noise_std=0.0, done=lambda job, ep, s: ended.append(s),
+                             watch=watch)
+    assert len(ended) == 3 and max(ended) < 0.3
+    dog = Watchdog(5.0, lambda what: None)
+    assert dog.stopped_seconds() == 0.0
+    dog._last -= TICK_S + 2.0                     # as if the thread had not run for 2.25 s
+    assert dog.stopped_seconds() == pytest.approx(2.0, abs=0.3)
+    time.sleep(2 * TICK_S)                            # it wakes and books the stall
+    assert dog.stopped_seconds() == pytest.approx(2.0, abs=0.5)

@@ -108,6 +108,11 @@ class PeerLiveness:
         """renew(seconds) of the watched episodes' deadline, or None without a watchdog."""
         return None if self.watchdog is None else self.watchdog.renew
 
+    @property
+    def stopped_seconds(self):
+        """stopped_seconds() of the process so far, or None without a watchdog."""
+        return None if self.watchdog is None else self.watchdog.stopped_seconds
+
     def wait_for_peers(self, what: str) -> None:
         """Before an exchange a frozen rank would never join: end the job, naming the ranks,
         when some are still playing long after the slots ran out."""

@@ -23,6 +23,8 @@ class Watchdog:
         self._what = ""
         self._handler = on_timeout
         self._block = 0                # which watched block the deadline belongs to
+        self._stopped_s = 0.0          # time the process spent stopped, as the thread saw it
+        self._last = time.monotonic()  # the thread's last tick
         threading.Thread(target=self._watch, name="mpi_es-watchdog", daemon=True).start()
 
     @contextmanager
@@ -51,19 +53,27 @@ class Watchdog:
         if self._deadline is not None:
             self._deadline = time.monotonic() + seconds
 
+    def stopped_seconds(self) -> float:
+        """How long the process has spent stopped so far: the stalls the thread has seen, and
+        the one it has not yet woken up to (its last tick is long past). Episode clocks
+        subtract it, whichever thread runs first after a SIGCONT."""
+        pending = time.monotonic() - self._last - TICK_S
+        return self._stopped_s + (pending if pending > STALL_S else 0.0)
+
     def _watch(self) -> None:
         # Ticks measure the thread's own gaps: a gap much longer than a tick means the whole
         # process was stopped (SIGSTOP, `scontrol suspend`), and stopped time is not an episode
         # running long, so the deadline moves by it.
-        last = time.monotonic()
         while True:
             with self._cond:
                 while True:
                     self._cond.wait(TICK_S if self._deadline is None else
                                     max(0.0, min(TICK_S, self._deadline - time.monotonic())))
                     now = time.monotonic()
-                    stalled = now - last - TICK_S
-                    last = now
+                    stalled = now - self._last - TICK_S
+                    if stalled > STALL_S:
+                        self._stopped_s += stalled
+                    self._last = now
                     if self._deadline is None:
                         continue
                     if stalled > STALL_S:
@@ -75,7 +85,7 @@ class Watchdog:
             with self._cond:
                 if more and self._block == block and self._deadline is not None:
                     self._deadline = time.monotonic() + more
-                last = time.monotonic()
+                self._last = time.monotonic()
 
 
 def wait_until(done: Callable[[], bool], limit_s: float) -> bool:

@@ -207,7 +207,7 @@ class Trainer:
         if self.liveness.renew is None:
             return Watch(lambda flight: nullcontext(), renew, math.inf)
         return Watch(lambda flight: self.liveness.episode(InFlight(self, generation, flight)),
-                     renew, self.cfg.episode_timeout_s)
+                     renew, self.cfg.episode_timeout_s, self.liveness.stopped_seconds)
 
     def update(self, data: slots.GenerationData) -> tuple[float, dict]:
         """Collective: shape all returns, step this rank's block, assemble theta everywhere.

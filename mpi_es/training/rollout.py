@@ -109,6 +109,7 @@ class Watch:
     guard: Callable[[Flight], ContextManager]
     renew: Callable[[float], None]
     timeout_s: float
+    stopped_seconds: Callable[[], float] = float     # time the process spent stopped: 0.0
 
 
 def play_in_lockstep(jobs: Iterable[EpisodeJob], envs: list, lanes: Lanes, *, limit: int,
@@ -233,6 +234,7 @@ class _Lockstep:
         oldest = min(flight, key=lambda lane: lane.started)
         noisy = self.noise_std > 0
         started = time.perf_counter()
+        stopped = watch.stopped_seconds() if watch else 0.0
         while True:
             if watch:
                 watch.renew(watch.timeout_s)
@@ -284,7 +286,11 @@ class _Lockstep:
             if noisy:
                 self.position[:n] += 1
             now = time.perf_counter()
-            self.clock += (now - started) / n
+            if watch:           # a SIGSTOP (scontrol suspend) is no episode running long
+                stopped, was_stopped = watch.stopped_seconds(), stopped
+                self.clock += max(0.0, now - started - (stopped - was_stopped)) / n
+            else:
+                self.clock += (now - started) / n
             started = now
             if watch and self.clock - oldest.started > watch.timeout_s:
                 raise LaneFailure(oldest.job, EpisodeTimeout(
