@@ -26,7 +26,6 @@ from .setup import Setup, algorithm_of
 from .stopping import TargetCheck, stop_reason
 
 
-
 def poke_and_renew(poke, renew):
     """One per-round call for the episode loop: serve MPI progress, then renew the watchdog."""
     if renew is None:
@@ -36,6 +35,7 @@ def poke_and_renew(poke, renew):
         poke()
         renew(seconds)
     return both
+
 
 class SlotFailure(Exception):
     """An episode slot failed; the message says where (env, generation, slot, rank)."""

@@ -80,19 +80,9 @@ class _Lane:
         episode = Episode(float(rewards.sum()), float(np.sign(rewards).sum()), self.t)
         if self.observations:
             obs = np.asarray(self.observations, dtype=np.float64)
-            episode.ob_sum = sum_in_step_order(obs)
-            episode.ob_sumsq = sum_in_step_order(np.square(obs))
+            episode.ob_sum = obs.sum(axis=0)
+            episode.ob_sumsq = np.square(obs).sum(axis=0)
         return episode
-
-
-def sum_in_step_order(rows: np.ndarray) -> np.ndarray:
-    """Column sums added strictly first row to last, on any NumPy.
-
-    `rows.sum(axis=0)` may add in pairs or in SIMD lanes, and the order changed between NumPy
-    releases (2.4 gave other bits than the reference runs). A cumulative sum has every partial
-    sum as an output, so its order is fixed by definition.
-    """
-    return np.cumsum(rows, axis=0)[-1] if len(rows) else np.zeros(rows.shape[1:])
 
 
 class EpisodeTimeout(Exception):
