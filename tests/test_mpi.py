@@ -240,3 +240,28 @@ def test_sigma_decay_starts_after_the_first_generation_and_stops_at_its_floor(tm
             thetas[name, generations] = final_state(out)["theta"]
     np.testing.assert_array_equal(thetas["plain", 1], thetas["decayed", 1])
     assert not np.array_equal(thetas["plain", 3], thetas["decayed", 3])
+
+
+def test_training_reward_changes_the_ranking_never_the_log_or_evaluation(tmp_path):
+    """training_reward (here: each ToyReach step's reward clipped at -0.3) changes what the
+    update ranks and nothing that is logged or evaluated; a transform that changes no reward
+    changes no bit; with one, the result is the same for any rank count and across a resume."""
+    plain = write_config(tmp_path / "plain.yaml", eval_prob=0.5)
+    idle = write_config(tmp_path / "idle.yaml", eval_prob=0.5,
+                        training_reward={"clip": [-1e9, None]})
+    clipped = write_config(tmp_path / "clipped.yaml", eval_prob=0.5,
+                           training_reward={"clip": [-0.3, None]})
+    runs = {}
+    for name, cfg in (("plain", plain), ("idle", idle), ("clipped", clipped)):
+        out = tmp_path / name
+        proc = run_mpi(2, str(cfg), "--out-dir", str(out), "--set", "stop.generations=2")
+        assert proc.returncode == 0, proc.stderr
+        runs[name] = (runlog.read(out / "log.csv"), final_state(out)["theta"])
+    np.testing.assert_array_equal(runs["idle"][1], runs["plain"][1])
+    # generation 1 plays the same episodes in all three, logged as played
+    first = [{k: v for k, v in non_timing(rows)[0].items()
+              if k not in ("ThetaNorm", "UpdateRatio")} for rows, _ in runs.values()]
+    assert first[0] == first[1] == first[2] and "GenRewMean" in first[0]
+    assert float(first[0]["EvalGenCount"]) > 0
+    assert not np.array_equal(runs["clipped"][1], runs["plain"][1])
+    assert_same_for_any_rank_count_and_resume(tmp_path / "any", clipped)

@@ -222,3 +222,32 @@ def test_time_the_process_spent_stopped_is_no_episode_running_long():
     assert dog.stopped_seconds() == pytest.approx(2.0, abs=0.3)
     time.sleep(2 * TICK_S)                            # it wakes and books the stall
     assert dog.stopped_seconds() == pytest.approx(2.0, abs=0.5)
+
+
+def test_a_training_reward_transform_changes_training_returns_only():
+    """Training slots also return their rewards' sum under training_reward (replace, then clip);
+    the raw return stays, and evaluation slots ignore the transform."""
+    from mpi_es.core.rewards import RewardTransform
+    transform = RewardTransform(replace=((-1.0, 5.0),), low=-0.5, high=2.0)
+    np.testing.assert_array_equal(transform(np.array([-1.0, -3.0, 0.25, 4.0, -0.5])),
+                                  [2.0, -0.5, 0.25, 2.0, -0.5])
+    assert not RewardTransform() and transform
+    env = make_env("toy_envs:ToyReach-v0")
+    p = toy_policy(env)
+    theta = p.theta.copy()
+    kw = dict(seed=0, generation=0, train_slots=1, episodes_per_slot=2, noise_size=1000,
+              num_params=theta.size, obstat_prob=0.0, action_noise=False)
+    eps = np.random.default_rng(5).standard_normal(theta.size).astype(np.float32)
+    thetas = [theta + 0.5 * eps, theta - 0.5 * eps]
+    clip = RewardTransform(low=-0.4)
+    plain = rollout.run_slot(make_slot(0, **kw), env, p, thetas, ac_noise_std=0.0, limit=30)
+    clipped = rollout.run_slot(make_slot(0, **kw), env, p, thetas, ac_noise_std=0.0, limit=30,
+                               reward_transform=clip)
+    np.testing.assert_array_equal(clipped.returns, plain.returns)     # the log's returns
+    np.testing.assert_array_equal(plain.ranked_returns, plain.returns)
+    # every ToyReach reward (minus the distance) is below -0.4 here: each step counts -0.4
+    assert clipped.ranked_returns == pytest.approx(-0.4 * clipped.lengths)
+    assert np.all(plain.returns < -0.4 * plain.lengths)
+    evaluation = rollout.run_slot(make_slot(1, **kw), env, p, [theta], ac_noise_std=0.0,
+                                  limit=30, reward_transform=clip)
+    np.testing.assert_array_equal(evaluation.ranked_returns, evaluation.returns)

@@ -92,7 +92,8 @@ def replay_comparison(cfg: Config, setup: Setup, table: noise.NoiseTable, theta:
                                noise_size=table.size, num_params=spec.num_params,
                                obstat_prob=0.0, action_noise=cfg.model.ac_noise_std > 0)
         job = next(slot_jobs(slot, algorithm.perturb(
-            theta, table.get(slot.noise_index, spec.num_params), 1)))
+            theta, table.get(slot.noise_index, spec.num_params), 1),
+            cfg.training_reward.transform()))
         jobs.append(job)
     # Interleaved and repeated: on a shared machine a burst of someone else's work lands in
     # some of the passes, not in all. The ratio is the median of the paired passes' ratios.

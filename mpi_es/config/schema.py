@@ -19,7 +19,7 @@ from ..fields import (KeyedError, NonNegativeFloat, NonNegativeInt, PositiveFloa
                       Probability, Section)
 from ..policies import PolicyFamily
 from .sections import (LogConfig, ModelBase, NoiseDecayConfig, NoiseTableConfig, Optimizations,
-                       StopConfig)
+                       StopConfig, TrainingRewardConfig)
 
 
 # `package.module:Id`: one colon, a module path before it, a Gymnasium id (namespace/Name-vN) after
@@ -112,6 +112,9 @@ class Config(Section):
     """subtract this from every step's reward of training episodes before ranking (return - shift x
     length): takes out a survival bonus so standing still stops paying; the log and evaluation
     returns stay unshifted; needs `centered_rank` shaping"""
+    training_reward: TrainingRewardConfig = TrainingRewardConfig()
+    """change training episodes' step rewards (exact values replaced, then clipped); never
+    evaluation episodes, the checks or the log"""
     timestep_limit: Optional[PositiveInt] = None
     """cap on episode length; null = the env's `max_episode_steps`"""
     episode_timeout_s: Optional[PositiveFloat] = None

@@ -11,6 +11,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import Field, model_validator
 
 from ..core.optimizers import make_optimizer
+from ..core.rewards import RewardTransform
 from ..fields import (Int, KeyedError, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
                       Section)
 
@@ -68,6 +69,31 @@ class NoiseDecayConfig(Section):
     """sigma is multiplied by this each generation (1 = no decay)"""
     floor: NonNegativeFloat = 0.0
     """sigma never goes below this"""
+
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class TrainingRewardConfig(Section):
+    """Rewards as training episodes rank them, for recipes that need it; evaluation episodes,
+    the `eval_return` checks and the log keep the environment's own rewards. Applied to each
+    step's reward: `replace` first, then `clip`. Default: unchanged."""
+    replace: dict[FiniteFloat, FiniteFloat] = {}
+    """exact step rewards and what they become, e.g. `{-100: 0}` (estool's BipedalWalker recipe:
+    no fall penalty in training)"""
+    clip: tuple[Optional[FiniteFloat], Optional[FiniteFloat]] = (None, None)
+    """[low, high] bounds on each step's reward (null: unbounded), e.g. `[-1, null]`"""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "TrainingRewardConfig":
+        low, high = self.clip
+        if low is not None and high is not None and low > high:
+            raise KeyedError("clip", f"low {low} is above high {high}")
+        return self
+
+    def transform(self) -> RewardTransform:
+        low, high = self.clip
+        return RewardTransform(tuple(sorted(self.replace.items())), low, high)
 
 
 class Optimizations(Section):

@@ -92,6 +92,11 @@ class SlotOutcome:
     ob_sum: np.ndarray | None = None
     ob_sumsq: np.ndarray | None = None
     ob_count: int = 0
+    train_returns: np.ndarray | None = None   # under training_reward; None: the returns
+
+    @property
+    def ranked_returns(self) -> np.ndarray:
+        return self.returns if self.train_returns is None else self.train_returns
 
 
 @dataclass
@@ -107,6 +112,12 @@ class GenerationData:
     ob_sumsq: np.ndarray
     ob_count: int
     generation: int = 0         # 0-based: the generation these episodes belong to
+    train_returns: np.ndarray | None = None   # under training_reward (None: `returns`)
+
+    @property
+    def ranked_returns(self) -> np.ndarray:
+        """The returns the update ranks: the training returns under training_reward."""
+        return self.returns if self.train_returns is None else self.train_returns
 
     @property
     def episodes(self) -> int:
@@ -126,17 +137,18 @@ def pack(outcomes: list[SlotOutcome], ob_dim: int, episodes_per_slot: int
          ) -> tuple[np.ndarray, np.ndarray]:
     """A rank's outcomes as two float64 arrays for an allgather.
 
-    rows: (slots, 4 + 3 * episodes_per_slot): index, kind, noise index, observation count,
-    then returns, sign-returns and lengths per episode (an evaluation slot fills the first).
+    rows: (slots, 4 + 4 * episodes_per_slot): index, kind, noise index, observation count,
+    then returns, sign-returns, lengths and training returns per episode (an evaluation slot
+    fills the first three).
     obs: (slots that collected, 1 + 2 * ob_dim): index, observation sums, sums of squares.
     """
     e = episodes_per_slot
-    rows = np.zeros((len(outcomes), _FIXED + 3 * e), np.float64)
+    rows = np.zeros((len(outcomes), _FIXED + 4 * e), np.float64)
     collected = [o for o in outcomes if o.ob_count]
     obs = np.zeros((len(collected), 1 + 2 * ob_dim), np.float64)
     for row, o in zip(rows, outcomes):
         row[[_INDEX, _KIND, _NOISE, _OBCOUNT]] = o.index, o.kind, o.noise_index, o.ob_count
-        for k, values in enumerate((o.returns, o.signreturns, o.lengths)):
+        for k, values in enumerate((o.returns, o.signreturns, o.lengths, o.ranked_returns)):
             row[_FIXED + k * e:_FIXED + k * e + values.size] = values
     for row, o in zip(obs, collected):
         row[0] = o.index
@@ -163,6 +175,7 @@ def unpack(rows: np.ndarray, obs: np.ndarray, ob_dim: int, episodes_per_slot: in
         returns=train[:, _FIXED:_FIXED + e].copy(),
         signreturns=train[:, _FIXED + e:_FIXED + 2 * e].copy(),
         lengths=train[:, _FIXED + 2 * e:_FIXED + 3 * e].astype(np.int64),
+        train_returns=train[:, _FIXED + 3 * e:_FIXED + 4 * e].copy(),
         eval_returns=evals[:, _FIXED].copy(),
         eval_lengths=evals[:, _FIXED + 2 * e].astype(np.int64),
         ob_sum=ob_sum, ob_sumsq=ob_sumsq, ob_count=int(rows[:, _OBCOUNT].sum()),

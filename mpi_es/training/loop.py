@@ -174,6 +174,7 @@ class Trainer:
         n_train = cfg.train_slots
         n_eval = slots.eval_slot_count(cfg.seed, generation, n_train, cfg.eval_prob)
         obstat_prob = cfg.calc_obstat_prob if cfg.optimizations.observation_normalization else 0
+        reward_transform = cfg.training_reward.transform()
 
         def jobs():
             for index in self.counter.claims(n_train + n_eval):
@@ -185,7 +186,7 @@ class Trainer:
                 params = ([theta] if slot.kind != slots.TRAIN else self.algorithm.perturb(
                     theta, self.table.get(slot.noise_index, spec.num_params), slot.episodes,
                     generation))
-                yield from slot_jobs(slot, params)
+                yield from slot_jobs(slot, params, reward_transform)
 
         collector = SlotCollector()
         try:
@@ -214,7 +215,7 @@ class Trainer:
         Returns the seconds the block update took and the algorithm's extra log values."""
         cfg, state, world, blocks = self.cfg, self.state, self.world, self.blocks
         t0 = time.perf_counter()
-        returns = data.returns
+        returns = data.ranked_returns
         if cfg.reward_shift:
             # the survival bonus taken out of every training step; the log keeps the true return
             returns = returns - cfg.reward_shift * data.lengths

@@ -17,7 +17,8 @@ from typing import Callable, ContextManager, Iterable, Iterator
 
 import numpy as np
 
-from ..core.slots import Slot, SlotOutcome, evaluation_seed
+from ..core.rewards import RewardTransform
+from ..core.slots import TRAIN, Slot, SlotOutcome, evaluation_seed
 from ..policies import Policy
 from ..policies.base import Lanes, OneAtATime
 
@@ -41,6 +42,7 @@ class Episode:
     length: int
     ob_sum: np.ndarray | None = None
     ob_sumsq: np.ndarray | None = None
+    train_ret: float | None = None    # the return under the job's reward transform, if any
 
 
 @dataclass
@@ -53,6 +55,7 @@ class EpisodeJob:
     tag: object = None                # the caller's, e.g. (slot, episode)
     frames: list | None = None        # receives env.render() after the reset and each step
     actions: list | None = None       # receives the actions given to the env
+    reward_transform: RewardTransform | None = None   # training episodes rank by it
 
 
 @dataclass
@@ -78,6 +81,9 @@ class _Lane:
     def episode(self) -> Episode:
         rewards = np.array(self.rewards, dtype=np.float64)
         episode = Episode(float(rewards.sum()), float(np.sign(rewards).sum()), self.t)
+        if self.job.reward_transform:
+            ranked = self.job.reward_transform(rewards)
+            episode.train_ret, episode.signret = float(ranked.sum()), float(np.sign(ranked).sum())
         if self.observations:
             obs = np.asarray(self.observations, dtype=np.float64)
             episode.ob_sum = obs.sum(axis=0)
@@ -329,13 +335,17 @@ def play_noise_free(env, policy: Policy, episodes, *, run_seed: int, seed: int, 
     return results
 
 
-def slot_jobs(slot: Slot, thetas: list[np.ndarray]) -> Iterator[EpisodeJob]:
+def slot_jobs(slot: Slot, thetas: list[np.ndarray],
+              reward_transform: RewardTransform | None = None) -> Iterator[EpisodeJob]:
     """A slot's episodes: one for each of `thetas` (the algorithm's perturbations of a training
-    slot, the plain theta of an evaluation slot)."""
+    slot, the plain theta of an evaluation slot). reward_transform: a training slot's episodes
+    also return their rewards' sum under it."""
+    transform = reward_transform if slot.kind == TRAIN and reward_transform else None
     for k, (theta, collect, stream) in enumerate(zip(thetas, slot.collect_obs,
                                                      slot.action_noise)):
         rng = np.random.Generator(np.random.PCG64(stream)) if stream is not None else None
-        yield EpisodeJob(theta, slot.reset_seed, rng, collect, tag=(slot, k))
+        yield EpisodeJob(theta, slot.reset_seed, rng, collect, tag=(slot, k),
+                         reward_transform=transform)
 
 
 class SlotCollector:
@@ -361,6 +371,8 @@ def slot_outcome(slot: Slot, episodes: list[Episode]) -> SlotOutcome:
     outcome = SlotOutcome(
         index=slot.index, kind=slot.kind, noise_index=slot.noise_index,
         returns=np.array([e.ret for e in episodes]),
+        train_returns=np.array([e.ret if e.train_ret is None else e.train_ret
+                                for e in episodes]),
         signreturns=np.array([e.signret for e in episodes]),
         lengths=np.array([e.length for e in episodes], dtype=np.int64),
     )
@@ -373,11 +385,11 @@ def slot_outcome(slot: Slot, episodes: list[Episode]) -> SlotOutcome:
 
 
 def run_slot(slot: Slot, env, policy: Policy, thetas: list[np.ndarray], *, ac_noise_std: float,
-             limit: int) -> SlotOutcome:
+             limit: int, reward_transform: RewardTransform | None = None) -> SlotOutcome:
     """Play one slot's episodes one after the other in one environment."""
     collector = SlotCollector()
     try:
-        play_in_lockstep(slot_jobs(slot, thetas), [env], OneAtATime(policy), limit=limit,
+        play_in_lockstep(slot_jobs(slot, thetas, reward_transform), [env], OneAtATime(policy), limit=limit,
                          ac_noise_std=ac_noise_std, done=collector.done)
     except LaneFailure as failure:
         raise failure.error from None
