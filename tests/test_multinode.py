@@ -51,3 +51,16 @@ def test_training_across_simulated_nodes_is_bit_identical(tmp_path, ranks, nodes
         with open(out / "log.csv") as f:
             workers = [int(row["UniqueWorkers"]) for row in csv.DictReader(f)]
         assert max(workers) >= 2
+
+
+def test_ranks_alone_on_a_shared_host_are_grouped_by_host(monkeypatch):
+    """Only when the MPI put every rank alone although ranks share a host (Open MPI under
+    srun --mpi=pmix without locality); MPICH's simulated nodes are taken at their word."""
+    from mpi_es.distributed.world import no_locality
+    for name in ("MPIR_CVAR_NUM_CLIQUES", "MPIR_CVAR_ODD_EVEN_CLIQUES"):
+        monkeypatch.delenv(name, raising=False)
+    assert no_locality([("a", 1), ("a", 1), ("b", 1), ("b", 1)])
+    assert not no_locality([("a", 2), ("a", 2), ("b", 1)])        # the MPI knows locality
+    assert not no_locality([("a", 1), ("b", 1)])                  # one rank per host
+    monkeypatch.setenv("MPIR_CVAR_NUM_CLIQUES", "2")
+    assert not no_locality([("a", 1), ("a", 1)])

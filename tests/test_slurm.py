@@ -199,16 +199,50 @@ def launcher_env() -> dict:
 
 @pytest.mark.every_mpi
 def test_two_node_job_is_bit_identical_to_one_rank(tmp_path):
+    """Two ranks on each node: the MPI sees two nodes (one noise table each), the result is
+    one rank's."""
     out = tmp_path / "run"
     output = tmp_path / "job.out"
-    job = sbatch(*TWO_NODES, f"--output={output}", "jobs/train.sbatch",
+    job = sbatch("--nodes=2", "--ntasks-per-node=2", f"--output={output}", "jobs/train.sbatch",
                  str(REFERENCE / "mirrored-adam.yaml"), "--out-dir", str(out),
                  env=slurm_env(**launcher_env()))
     info, = wait_done(job)
     text = output.read_text()
     assert info["JobState"] == "COMPLETED" and info["NodeList"] == "n[1-2]", text
-    assert "2 rank(s) on this job" in text
+    assert "4 rank(s) on this job (2 nodes)" in text
     assert digests(out / "checkpoint.h5") == DIGESTS["mirrored-adam"]
+
+
+@pytest.mark.every_mpi
+def test_one_noise_table_per_node_by_the_recommended_launcher():
+    """srun (pmi2 for MPICH and Intel MPI, pmix for Open MPI) with two ranks on each of two
+    nodes: each node holds one table, mapped by both its ranks (Open MPI's ranks see no shared
+    memory there, open-mpi/ompi#8299, and share a file instead)."""
+    import hashlib
+    import json
+    from mpi_es.core import noise
+    size, seed = 2_000_000, 7
+    env = launcher_env()
+    proc = subprocess.run(
+        ["srun", f"--mpi={env.pop('SRUN_MPI', 'pmi2')}", "--nodes=2", "--ntasks-per-node=2",
+         "python", "tests/mpi_scripts/noise_probe.py", str(size), str(seed)],
+        capture_output=True, text=True, cwd=REPO, env=slurm_env(**env), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    reports = json.loads(proc.stdout)
+    assert len(reports) == 4
+    expected = hashlib.sha256(noise.build_serial(size, seed).tobytes()).hexdigest()
+    assert all(r["digest"] == expected for r in reports)
+    # the last rank's write is seen by the ranks of its node only: one memory per node
+    last = reports[-1]["path"]
+    assert all((r["seen"] == 12345.0) == (r["path"] == last) for r in reports), reports
+    per_node = {}
+    for r in reports:
+        per_node.setdefault(r["path"], []).append(r)
+    assert len(per_node) == 2, reports
+    assert all(len(m) == 2 and all(r["shared"] and r["node_size"] == 2 for r in m)
+               for m in per_node.values()), reports
+    table_bytes = size * 4
+    assert sum(r["pss"] for r in reports) <= 2.2 * table_bytes
 
 
 def rank_pids(job: int, node: str) -> list[int]:
@@ -268,13 +302,13 @@ def test_open_mpis_mpirun_inside_the_allocation_trains_across_both_nodes(tmp_pat
     in SLURM would; under MPICH and Intel MPI it is their own mpiexec (hydra over srun)."""
     out = tmp_path / "run"
     output = tmp_path / "job.out"
-    job = sbatch(*TWO_NODES, f"--output={output}", "jobs/train.sbatch",
+    job = sbatch("--nodes=2", "--ntasks-per-node=2", f"--output={output}", "jobs/train.sbatch",
                  str(REFERENCE / "mirrored-adam.yaml"), "--out-dir", str(out),
                  env=slurm_env(LAUNCHER="mpiexec"))
     info, = wait_done(job)
     text = output.read_text()
     assert info["JobState"] == "COMPLETED" and info["NodeList"] == "n[1-2]", text
-    assert "2 rank(s) on this job" in text
+    assert "4 rank(s) on this job (2 nodes)" in text
     assert digests(out / "checkpoint.h5") == DIGESTS["mirrored-adam"]
 
 

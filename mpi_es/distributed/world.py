@@ -6,7 +6,9 @@ simply a world of size 1.
 from __future__ import annotations
 
 import os
+import socket
 import sys
+import tempfile
 import time
 import traceback
 
@@ -37,6 +39,22 @@ def quiet_open_mpi_rma_without_rdma(environ=os.environ, rdma_devices="/sys/class
         has_rdma = False
     if not has_rdma:
         environ["OMPI_MCA_osc"] = "^ucx"
+
+
+def host_name() -> str:
+    """Which machine this rank runs on (SLURM's node name where there is one: the test
+    cluster runs two nodes on one host)."""
+    return os.environ.get("SLURMD_NODENAME") or socket.gethostname()
+
+
+def no_locality(hosts: list[tuple[str, int]]) -> bool:
+    """True when the MPI put every rank in a shared-memory group of its own although some
+    share a host: (host, shared-memory group size) per rank. MPICH told to simulate nodes on
+    one host (MPIR_CVAR_NUM_CLIQUES, MPIR_CVAR_ODD_EVEN_CLIQUES) is taken at its word."""
+    if any(size > 1 for _, size in hosts) or len({name for name, _ in hosts}) == len(hosts):
+        return False
+    return not any(os.environ.get(v) for v in ("MPIR_CVAR_NUM_CLIQUES",
+                                               "MPIR_CVAR_ODD_EVEN_CLIQUES"))
 
 
 def mpi_library() -> str:
@@ -80,8 +98,19 @@ class World:
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
         self.node = self.comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
+        self.shared_by_file = False
+        hosts = self.comm.allgather((host_name(), self.node.Get_size()))
+        if no_locality(hosts):
+            # Open MPI under `srun --mpi=pmix` when SLURM's PMIx server gives no locality
+            # (open-mpi/ompi#8299): every rank is alone, and would build its own noise table.
+            # Group the ranks by host and share the table through a file they all map.
+            self.node.Free()
+            names = sorted({name for name, _ in hosts})
+            self.node = self.comm.Split(names.index(hosts[self.rank][0]), key=self.rank)
+            self.shared_by_file = True
         self.node_rank = self.node.Get_rank()
         self.node_size = self.node.Get_size()
+        self.nodes = self.comm.allreduce(1 if self.node_rank == 0 else 0)   # one table each
         self._windows = []
         if self.node_size > 1:
             self.node.Barrier()         # every rank on the node has attached MPICH's segment
@@ -157,6 +186,8 @@ class World:
     # -- node shared memory ------------------------------------------------------------------
     def node_shared_array(self, count: int, dtype=np.float32) -> np.ndarray:
         """One array per node in MPI-3 shared memory, mapped into every rank of the node."""
+        if self.shared_by_file:
+            return self._file_shared_array(count, dtype)
         MPI = _mpi()
         itemsize = np.dtype(dtype).itemsize
         nbytes = count * itemsize if self.node_rank == 0 else 0
@@ -164,6 +195,35 @@ class World:
         self._windows.append(win)
         buf, _ = win.Shared_query(0)
         return np.ndarray(buffer=buf, dtype=dtype, shape=(count,))
+
+    def _file_shared_array(self, count: int, dtype) -> np.ndarray:
+        """One array per host in a file every rank of the host maps (where the MPI reports no
+        shared memory): in the directory the MPI would use, its name removed once all mapped."""
+        nbytes = max(1, count * np.dtype(dtype).itemsize)
+        path, error = None, None
+        if self.node_rank == 0:
+            directory = os.environ.get("OMPI_MCA_osc_sm_backing_directory", "/dev/shm")
+            try:
+                fd, path = tempfile.mkstemp(prefix="mpi_es_noise_", dir=directory)
+                try:
+                    os.posix_fallocate(fd, 0, nbytes)     # no space: an error now, not SIGBUS
+                finally:
+                    os.close(fd)
+            except OSError as e:
+                error = f"cannot make the shared noise table file in {directory}: {e}"
+        path, error = self.node.bcast((path, error))
+        array = None
+        if error is None:
+            try:
+                array = np.memmap(path, dtype=dtype, mode="r+", shape=(count,))
+            except OSError as e:
+                error = f"cannot map the shared noise table file {path}: {e}"
+        errors = [e for e in self.node.allgather(error) if e is not None]
+        if self.node_rank == 0 and path is not None:
+            os.unlink(path)
+        if errors:
+            raise OSError(errors[0])
+        return array
 
     def node_barrier(self) -> None:
         self.node.Barrier()

@@ -109,7 +109,8 @@ def train(cfg: Config, world: World, setup: Setup, resumed: TrainState | None,
     t0 = time.perf_counter()
     table = build_noise_table(world, cfg)
     verify_consistent(world, cfg, table)
-    outputs.say(f"mpi_es: {gym_id} | {world.size} rank(s) on this job | "
+    outputs.say(f"mpi_es: {gym_id} | {world.size} rank(s) on this job "
+                f"({world.nodes} node{'s' if world.nodes > 1 else ''}) | "
                 f"{setup.spec.num_params} parameters | population {cfg.population_size} | "
                 f"noise table {table.size * 4 / 2**20:.0f} MiB per node, built in "
                 f"{time.perf_counter() - t0:.2f} s | out_dir {Path(cfg.out_dir).resolve()} ("
