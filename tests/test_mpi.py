@@ -260,8 +260,12 @@ def test_training_reward_changes_the_ranking_never_the_log_or_evaluation(tmp_pat
     np.testing.assert_array_equal(runs["idle"][1], runs["plain"][1])
     # generation 1 plays the same episodes in all three, logged as played
     first = [{k: v for k, v in non_timing(rows)[0].items()
-              if k not in ("ThetaNorm", "UpdateRatio")} for rows, _ in runs.values()]
+              if k not in ("ThetaNorm", "UpdateRatio", "GenTrainRewMean")}
+             for rows, _ in runs.values()]
     assert first[0] == first[1] == first[2] and "GenRewMean" in first[0]
+    # the training returns' mean is logged beside, and differs where the clip bites
+    assert "GenTrainRewMean" not in runs["plain"][0][0]
+    assert float(runs["clipped"][0][0]["GenTrainRewMean"]) > float(first[0]["GenRewMean"])
     assert float(first[0]["EvalGenCount"]) > 0
     assert not np.array_equal(runs["clipped"][1], runs["plain"][1])
     assert_same_for_any_rank_count_and_resume(tmp_path / "any", clipped)

@@ -48,13 +48,19 @@ class Outputs:
                 f"the last complete checkpoint stays; free space (or fix the permissions) "
                 f"and run the same command again to resume") from None
 
+    @property
+    def extra_columns(self) -> tuple[str, ...]:
+        """The algorithm's log columns, and the training returns' mean under training_reward."""
+        trained = ("GenTrainRewMean",) if self.cfg.training_reward.transform() else ()
+        return tuple(self.cfg.algorithm_class.log_columns) + trained
+
     def _start(self, state: TrainState, fresh: bool) -> None:
         (self.dir / "snapshots").mkdir(parents=True, exist_ok=True)
         checkpoint.remove_stale_temps(self.dir)
         checkpoint.remove_stale_temps(self.dir / "snapshots")
         write_atomically(self.dir / "config.yaml", self.config_yaml)
         self.log = runlog.RunLog(self.dir / "log.csv", keep_through=state.generation,
-                                 columns=runlog.columns_with(self.cfg.algorithm_class.log_columns))
+                                 columns=runlog.columns_with(self.extra_columns))
         if self.log.dropped_damaged:
             self.say(f"warning: {self.dir / 'log.csv'}: dropped {self.log.dropped_damaged} "
                      f"damaged line(s) at its end (a crash mid-write?); the good rows are kept")

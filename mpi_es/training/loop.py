@@ -157,6 +157,8 @@ class Trainer:
                     / max(float(np.linalg.norm(old_theta)), 1e-12),
                     theta_norm=float(np.linalg.norm(state.theta)))
                 report.row.update(extras)
+                if cfg.training_reward.transform():
+                    report.row["GenTrainRewMean"] = float(np.mean(data.ranked_returns))
                 if check is not None:
                     report.row.update(TargetEvalMean=check.mean,
                                       EpisodesThisGen=data.episodes + check.episodes,
