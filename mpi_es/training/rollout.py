@@ -229,8 +229,9 @@ class _Lockstep:
         view = self.obs[:n]
         oldest = min(flight, key=lambda lane: lane.started)
         noisy = self.noise_std > 0
+        stopped_seconds = watch.stopped_seconds if watch else float     # float(): 0.0
         started = time.perf_counter()
-        stopped = watch.stopped_seconds() if watch else 0.0
+        stopped = stopped_seconds()
         while True:
             if watch:
                 watch.renew(watch.timeout_s)
@@ -282,11 +283,9 @@ class _Lockstep:
             if noisy:
                 self.position[:n] += 1
             now = time.perf_counter()
-            if watch:           # a SIGSTOP (scontrol suspend) is no episode running long
-                stopped, was_stopped = watch.stopped_seconds(), stopped
-                self.clock += max(0.0, now - started - (stopped - was_stopped)) / n
-            else:
-                self.clock += (now - started) / n
+            # a SIGSTOP (scontrol suspend) is no episode running long
+            stopped, was_stopped = stopped_seconds(), stopped
+            self.clock += max(0.0, now - started - (stopped - was_stopped)) / n
             started = now
             if watch and self.clock - oldest.started > watch.timeout_s:
                 raise LaneFailure(oldest.job, EpisodeTimeout(
