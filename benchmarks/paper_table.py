@@ -132,6 +132,20 @@ def evaluate(stem: str, seed: int, root: Path) -> dict:
     return json.loads(result.read_text())
 
 
+# Finished runs' logs, configs and benches, kept in the repository (never checkpoints): a study
+# spans sessions on machines that do not keep their run directories.
+DATA = REPO / "docs" / "data"
+KEPT = ("log.csv", "config.yaml", "bench.json")
+
+
+def archive(run: Path, dest: Path) -> None:
+    """Copy a finished run's small files (KEPT) into dest."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in KEPT:
+        if (run / name).exists():
+            shutil.copyfile(run / name, dest / name)
+
+
 def read_log(out: Path) -> list[dict]:
     with open(out / "log.csv", newline="") as f:
         return list(csv.DictReader(f))

@@ -4,7 +4,9 @@
 Each candidate (a population size, with the Adam step size scaled for it) is trained from
 jobs/ant_laptop.yaml to a timestep budget, or until a 10-episode noise-free check reaches
 the target return. Runs are resumable: run the same command again and unfinished runs go on
-where they stopped, finished ones are left alone.
+where they stopped, finished ones are left alone. A finished run is benched (its final policy,
+for benchmarks/time_to_score.py) and its log, config and bench.json are kept in
+docs/data/population/<candidate>/seed<k>/, so the study goes on across machines.
 
     python benchmarks/population_study.py --parallel 2 --seeds 0 1
     python benchmarks/population_study.py --candidates pop1280 --seeds 0
@@ -14,7 +16,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from paper_table import REPO, finished, read_log, run_all, train_config
+from paper_table import DATA, REPO, archive, finished, read_log, run_all, train_config
+from time_to_score import bench
 
 BASE_CONFIG = "jobs/ant_laptop.yaml"
 TARGET = 3000.0
@@ -43,11 +46,19 @@ def run_dir(root: Path, name: str, seed: int) -> Path:
     return root / name / f"seed{seed}"
 
 
+def done(run: Path) -> bool:
+    return (run / "log.csv").exists() and finished(read_log(run), BUDGET, TARGET)
+
+
 def train(root: Path, name: str, seed: int, ranks: int) -> None:
-    out = run_dir(root, name, seed)
-    if (out / "log.csv").exists() and finished(read_log(out), BUDGET, TARGET):
+    out, kept = run_dir(root, name, seed), run_dir(DATA / "population", name, seed)
+    if done(kept):
         return
-    train_config(BASE_CONFIG, out, ranks, overrides(name, seed))
+    if not done(out):
+        train_config(BASE_CONFIG, out, ranks, overrides(name, seed))
+    if done(out):
+        bench(out, max(ranks, 2))      # 2 ranks at least: the claim and allgather figures
+        archive(out, kept)
 
 
 def main() -> None:

@@ -52,9 +52,11 @@ def best_check(rows: list[dict]) -> float | None:
 
 
 def bench(run: Path, ranks: int) -> dict:
-    """bench.json of the run's final policy (made once, then read)."""
+    """bench.json of the run's final policy (made once, then read; a kept run has no
+    checkpoint, only its bench.json)."""
     out = run / "bench.json"
-    if out.exists() and out.stat().st_mtime >= (run / "checkpoint.h5").stat().st_mtime:
+    ckpt = run / "checkpoint.h5"
+    if out.exists() and (not ckpt.exists() or out.stat().st_mtime >= ckpt.stat().st_mtime):
         return json.loads(out.read_text())
     mpiexec = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     cmd = [mpiexec, "-n", str(ranks), sys.executable, "-m", "mpi_es", "bench",
@@ -196,7 +198,9 @@ def main() -> None:
     parser.add_argument("--target", type=float, required=True)
     parser.add_argument("--study", choices=["population"],
                         help="the Ant-v5 population study of benchmarks/population_study.py")
-    parser.add_argument("--root", type=Path, default=REPO / "runs" / "population")
+    parser.add_argument("--root", type=Path, default=REPO / "runs" / "population",
+                        help="run directories; finished runs kept in docs/data/population count"
+                             " too")
     parser.add_argument("--runs", action="append", default=[], metavar="LABEL=DIR[,DIR...]",
                         help="a configuration and its seeds' run directories (repeatable)")
     parser.add_argument("--bench-ranks", type=int, default=2)
@@ -206,10 +210,14 @@ def main() -> None:
     configs: list[tuple[str, list[Path]]] = []
     if args.study == "population":
         from population_study import CANDIDATES
+        from paper_table import DATA
         for name in CANDIDATES:
-            seeds = sorted((args.root / name).glob("seed*/"))
+            seeds = {}
+            for root in (DATA / "population", args.root):     # a kept, finished run wins
+                for run in sorted((root / name).glob("seed*/")):
+                    seeds.setdefault(run.name, run)
             if seeds:
-                configs.append((name, seeds))
+                configs.append((name, [seeds[k] for k in sorted(seeds)]))
     for item in args.runs:
         label, _, dirs = item.partition("=")
         configs.append((label, [Path(d) for d in dirs.split(",")]))
