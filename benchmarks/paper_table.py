@@ -1,11 +1,14 @@
 #!/usr/bin/env python
 """Learning tables: Table 1 of Salimans et al. 2017 (--suite es, jobs/paper/) or ARS's tasks.
 
-Every task x seed is trained under `mpiexec -n RANKS` to the paper's timestep budget (a run that
-is already finished is not trained again; an interrupted one resumes), its final checkpoint is
-evaluated (10 noise-free episodes), and docs/paper_table.md (or docs/ars_table.md) plus one
-learning-curve figure per task (docs/paper/<task>.png, docs/ars/<task>.png) are written from
-what is on disk.
+Every task x seed is trained under `mpiexec -n RANKS` until a 10-episode noise-free check
+reaches the paper's threshold or the timestep budget runs out (a run that is already finished
+is not trained again; an interrupted one resumes), its final checkpoint is evaluated (10 other
+noise-free episodes), and its log, config and evaluation are kept in docs/data/<suite>/<task>/
+seed<k>/ (never the checkpoint), so a table accumulates across machines. docs/paper_table.md
+(or docs/ars_table.md) and one learning-curve figure per task (docs/paper/<task>.png,
+docs/ars/<task>.png) are written from the kept runs; a task with none keeps its row of the
+current table, marked as such.
 
     python benchmarks/paper_table.py --ranks 2                     # the whole table, 3 seeds
     python benchmarks/paper_table.py --ranks 2 --tasks swimmer --seeds 0
@@ -85,8 +88,25 @@ def run_dir(root: Path, stem: str, seed: int) -> Path:
 
 
 def train(suite: dict, stem: str, seed: int, root: Path, ranks: int) -> None:
+    if (run_dir(kept_root(suite), stem, seed) / "eval.json").exists():
+        return
     train_config(f"{suite['jobs']}/{stem}.yaml", run_dir(root, stem, seed), ranks,
                  [f"seed={seed}"])
+
+
+def kept_root(suite: dict) -> Path:
+    return DATA / suite["figures"]
+
+
+def keep_if_finished(suite: dict, stem: str, seed: int, root: Path) -> None:
+    """Evaluate a finished run and keep its small files (an unfinished one goes on later)."""
+    out = run_dir(root, stem, seed)
+    if not (out / "checkpoint.h5").exists():
+        return
+    _, threshold, _ = next(t for t in suite["tasks"].values() if t[0] == stem)
+    if finished(read_log(out), budget(suite, stem), threshold):
+        evaluate(stem, seed, root)
+        archive(out, run_dir(kept_root(suite), stem, seed))
 
 
 def train_config(config: str, out: Path, ranks: int, sets: list[str]) -> None:
@@ -135,7 +155,7 @@ def evaluate(stem: str, seed: int, root: Path) -> dict:
 # Finished runs' logs, configs and benches, kept in the repository (never checkpoints): a study
 # spans sessions on machines that do not keep their run directories.
 DATA = REPO / "docs" / "data"
-KEPT = ("log.csv", "config.yaml", "bench.json")
+KEPT = ("log.csv", "config.yaml", "bench.json", "eval.json")
 
 
 def archive(run: Path, dest: Path) -> None:
@@ -152,13 +172,10 @@ def read_log(out: Path) -> list[dict]:
 
 
 def steps_to_threshold(rows: list[dict], threshold: float) -> int | None:
-    """Timesteps at the first generation whose noise-free evaluation averaged >= threshold: the
-    stop.eval_return checks (10 episodes) when the run made them, else the generation's
-    evaluation episodes (eval_prob)."""
-    column = ("TargetEvalMean" if any(row.get("TargetEvalMean") for row in rows)
-              else "EvalGenRewardMean")
+    """Timesteps (the check's own included) at the first stop.eval_return check, 10 noise-free
+    episodes, that averaged >= threshold; never the generations' single evaluation episodes."""
     for row in rows:
-        value = row[column]
+        value = row.get("TargetEvalMean") or ""
         if value not in ("", "nan") and float(value) >= threshold:
             return int(row["TimestepsSoFar"])
     return None
@@ -175,26 +192,41 @@ def fmt_steps(n: float | None) -> str:
     return "not reached" if n is None else f"{n / 1e6:.2f}M"
 
 
+def earlier_rows(path: Path) -> dict[str, str]:
+    """The current table's rows by task (a task without kept runs keeps its row)."""
+    if not path.exists():
+        return {}
+    rows = {}
+    for line in path.read_text().splitlines():
+        cells = line.split("|")
+        if line.startswith("| ") and len(cells) > 3 and not line.startswith("| task"):
+            rows[cells[1].strip().split(" (")[0]] = line
+    return rows
+
+
+EARLIER = " (earlier runs whose logs were not kept; to be rerun)"
+
+
 def report(suite_name: str, root: Path, seeds: list[int], docs: Path) -> None:
     suite = SUITES[suite_name]
     budget_of = {stem: budget(suite, stem) for stem, _, _ in suite["tasks"].values()}
+    earlier = earlier_rows(docs / suite["table"])
     lines = [
         f"# {suite['title']}",
         "",
         f"Made by `python benchmarks/paper_table.py --suite {suite_name} --ranks R "
         f"--seeds {' '.join(map(str, seeds))}` (configs in `{suite['jobs']}/`; R, the ranks "
-        "each run had, is in the table, from the runs' logs). Every run stops "
-        "at its config's timestep budget, or earlier where its config sets `stop.eval_return` "
-        "(the run ends at the first check, every `stop.eval_every` generations, whose 10 "
-        "noise-free episodes average at least the threshold; the checks' steps count); "
-        "**final score** is the noise-free policy of the last checkpoint over 10 other "
-        "episodes (`python -m mpi_es evaluate CHECKPOINT --episodes 10`), "
-        "median over seeds; **steps to threshold** is the first generation whose noise-free "
-        "evaluation in `log.csv` (the 10-episode checks where the run made them, else the "
-        "generation's evaluation episodes) averaged at least the threshold (median over seeds; a "
-        "seed that never got there counts as not reached). Results are per timestep: they do not "
-        "depend on how busy the machine was or on the rank count (runs are bit-identical for any "
-        "rank count).",
+        "each run had, is in the table, from the runs' logs), from the finished runs kept in "
+        f"`docs/data/{suite['figures']}/`. Every run stops at the first check (10 noise-free "
+        "episodes, every `stop.eval_every` generations) whose mean reaches the threshold, or at "
+        "its config's timestep budget. **steps to threshold** is the steps run at that check, "
+        "the checks' own episodes included (median over seeds; a seed that never got there "
+        "counts as not reached); **final score** is the last checkpoint's noise-free policy "
+        "over 10 other episodes (`python -m mpi_es evaluate CHECKPOINT --episodes 10`), so for "
+        "a run that stopped at its threshold it scores the same policy on fresh start states "
+        "and may land on either side of the threshold; median over seeds. Results are per "
+        "timestep: they do not depend on how busy the machine was or on the rank count (runs "
+        "are bit-identical for any rank count).",
         "",
         f"| task | {suite['threshold_name']} | paper: steps to it | budget | mpi_es: steps to "
         "it (median) | per seed | final score (median) | per seed | median >= threshold | "
@@ -202,12 +234,14 @@ def report(suite_name: str, root: Path, seeds: list[int], docs: Path) -> None:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for task, (stem, threshold, paper_steps) in suite["tasks"].items():
-        finals, reached, done, ran, ranks = [], [], [], [], set()
+        finals, reached, done, ran, ranks, runs = [], [], [], [], set(), []
         for seed in seeds:
-            out = run_dir(root, stem, seed)
-            if not (out / "eval.json").exists():
+            out = next((r for r in (run_dir(kept_root(suite), stem, seed), run_dir(root, stem, seed))
+                        if (r / "eval.json").exists()), None)
+            if out is None:
                 continue
             done.append(seed)
+            runs.append(out)
             finals.append(json.loads((out / "eval.json").read_text())["return_mean"])
             rows = read_log(out)
             reached.append(steps_to_threshold(rows, threshold))
@@ -217,8 +251,14 @@ def report(suite_name: str, root: Path, seeds: list[int], docs: Path) -> None:
             ranks.add(max(int(row["UniqueWorkers"]) for row in rows))
         paper = f"{paper_steps:.3g}" if paper_steps else "-"
         if not done:
-            lines.append(f"| {task} | {threshold:g} | {paper} | {budget_of[stem]:.3g} | "
-                         "not run yet | | | | | | |")
+            if task in earlier and "not run yet" not in earlier[task]:
+                row = earlier[task]
+                if EARLIER not in row:
+                    row = row.replace(f"| {task} |", f"| {task}{EARLIER} |", 1)
+                lines.append(row)
+            else:
+                lines.append(f"| {task} | {threshold:g} | {paper} | {budget_of[stem]:.3g} | "
+                             "not run yet | | | | | | |")
             continue
         key = [float("inf") if r is None else r for r in reached]
         median_steps = statistics.median_low(key)
@@ -231,7 +271,7 @@ def report(suite_name: str, root: Path, seeds: list[int], docs: Path) -> None:
             f"{'yes' if median_final >= threshold else 'no'} ({len(done)} seed"
             f"{'s' if len(done) != 1 else ''}) | {', '.join(ran)} | "
             f"{', '.join(map(str, sorted(ranks)))} |")
-        plot(suite, task, stem, threshold, [run_dir(root, stem, s) for s in done], docs)
+        plot(suite, task, stem, threshold, runs, docs)
     lines += ["", f"Learning curves (population mean ± std, noise-free evaluation points, "
               f"seeds overlaid, the threshold dashed): `docs/{suite['figures']}/<task>.png`.",
               ""]
@@ -280,8 +320,7 @@ def main() -> None:
         run_all([(train, suite, stem, seed, root, args.ranks) for stem, seed in runs],
                 args.parallel)
     for stem, seed in runs:
-        if (run_dir(root, stem, seed) / "checkpoint.h5").exists():
-            evaluate(stem, seed, root)
+        keep_if_finished(suite, stem, seed, root)
     report(args.suite, root, args.seeds, args.docs)
 
 

@@ -204,18 +204,39 @@ def load_paper_table():
     return table
 
 
-def test_paper_table_counts_steps_to_the_ten_episode_checks_when_a_run_made_them():
+def test_paper_table_counts_steps_to_the_ten_episode_checks_only():
     table = load_paper_table()
     rows = [{"EvalGenRewardMean": "500", "TargetEvalMean": "", "TimestepsSoFar": "10"},
             {"EvalGenRewardMean": "nan", "TargetEvalMean": "450", "TimestepsSoFar": "20"},
             {"EvalGenRewardMean": "300", "TargetEvalMean": "510", "TimestepsSoFar": "30"}]
     assert table.steps_to_threshold(rows, 500) == 30
+    # a generation's single evaluation episode (EvalGenRewardMean) never counts
     older = [{k: v for k, v in r.items() if k != "TargetEvalMean"} for r in rows]
-    assert table.steps_to_threshold(older, 500) == 10
+    assert table.steps_to_threshold(older, 500) is None
     assert table.steps_to_threshold(rows, 600) is None
     assert table.finished(rows, budget=30, threshold=500)          # reached its budget
     assert table.finished(rows, budget=1e6, threshold=500)         # its last check passed
     assert not table.finished(rows[:2], budget=1e6, threshold=500)  # stopped before its end
+
+
+def test_a_table_keeps_the_rows_of_tasks_whose_runs_it_does_not_have(tmp_path, monkeypatch):
+    """Run directories do not outlive a machine: the table is made from the kept runs
+    (docs/data/...), and a task with none keeps its current row, marked as earlier runs."""
+    table = load_paper_table()
+    monkeypatch.setattr(table, "DATA", tmp_path / "data")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "paper_table.md").write_text(
+        "# old\n\n| task | x |\n|---|---|\n"
+        "| Hopper | 3403.46 | 3.16e+07 | 3.16e+07 | 16.23M | 9.13M | 3408.2 | | yes | | 1 |\n"
+        "| Swimmer | 128.25 | 1.39e+06 | 1.39e+06 | not run yet | | | | | | |\n")
+    table.report("es", tmp_path / "runs", [0, 1, 2], docs)
+    text = (docs / "paper_table.md").read_text()
+    assert f"| Hopper{table.EARLIER} | 3403.46 | 3.16e+07 | 3.16e+07 | 16.23M |" in text
+    assert "| Swimmer | 128.25 | 1.39e+06 | 1.39e+06 | not run yet |" in text
+    assert "| Walker2d | 3830.03 | 3.79e+07 | 3.79e+07 | not run yet |" in text
+    table.report("es", tmp_path / "runs", [0, 1, 2], docs)      # a second pass marks once
+    assert (docs / "paper_table.md").read_text() == text
 
 
 def test_every_shipped_job_config_is_valid():
@@ -227,11 +248,12 @@ def test_every_shipped_job_config_is_valid():
 
 
 def test_paper_suites_stop_at_the_thresholds_their_tables_report():
-    """A job that stops at stop.eval_return must stop at the threshold the table measures against."""
+    """Every job of the tables stops at the first 10-episode check that reaches the threshold
+    its table measures against (Table 1 counts steps to that score), so all rows count alike."""
     from mpi_es import config
     table = load_paper_table()
     for suite in table.SUITES.values():
         for stem, threshold, _ in suite["tasks"].values():
             cfg = config.load(REPO / suite["jobs"] / f"{stem}.yaml")
-            if cfg.stop.eval_return is not None:
-                assert cfg.stop.eval_return == threshold, (suite["jobs"], stem)
+            assert cfg.stop.eval_return == threshold, (suite["jobs"], stem)
+            assert cfg.stop.eval_episodes == 10, (suite["jobs"], stem)
