@@ -1,3 +1,8 @@
+# The tests' own process computes as every rank does (loading a checkpoint, comparing its BLAS
+# kernel): pinned before anything imports NumPy.
+from mpi_es.blas import pin_blas
+pin_blas()
+
 import functools
 import os
 import shutil

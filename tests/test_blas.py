@@ -30,3 +30,13 @@ def test_numpy_runs_on_the_pinned_kernel_when_mpi_es_is_imported_first():
     assert out != "unknown"
     if expected:
         assert out.lower() == expected.lower()
+
+
+def test_the_test_process_itself_runs_on_the_pinned_kernel():
+    """conftest pins it too, so what a test computes in-process (a checkpoint's BLAS kernel
+    against this process's) is what the ranks compute."""
+    import platform
+    from mpi_es.blas import blas_kernel
+    expected = portable_kernel(platform.machine(), cpu_flags())
+    if expected:
+        assert blas_kernel().lower() == expected.lower()
