@@ -14,13 +14,18 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from .distributed.agreement import UsageExit, agreed  # noqa: E402
 from .distributed.signals import StopRequest  # noqa: E402
 from .errors import EXIT_OK, EXIT_USAGE, ConfigError  # noqa: E402
 
-# The train command's stop request: installed before MPI starts, so a signal at any moment of a
-# job's life ends in a clean stop.
+# The train command's stop request: installed first thing, before NumPy and MPI load (this
+# module imports neither), so a signal at any moment of a job's life ends in a clean stop.
 STOP = StopRequest(verbose=False)
+
+
+def agreed(world, make):
+    """distributed.agreement.agreed, imported when first needed (it loads NumPy and MPI)."""
+    from .distributed.agreement import agreed as agree
+    return agree(world, make)
 
 SUBCOMMANDS = ("train", "check", "info", "bench", "evaluate", "plot", "export")
 
@@ -261,16 +266,17 @@ COMMANDS = {"train": cmd_train, "check": cmd_check, "info": cmd_info, "bench": c
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = normalize_argv(list(sys.argv[1:] if argv is None else argv))
+    if argv and argv[0] == "train":
+        # From launch on, SIGTERM/SIGINT/SIGUSR1 ask for a clean stop (exit 75), never kill.
+        STOP.install()
+    from .distributed.agreement import UsageExit
     from .distributed.world import World, install_abort_on_exception
     install_abort_on_exception()
     # `python -m mpi_es` has the current directory on sys.path, the `mpi-es` script does not:
     # both look up a `module:Id` env (or `module:Name` class) there, the same way
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    argv = normalize_argv(list(sys.argv[1:] if argv is None else argv))
-    if argv and argv[0] == "train":
-        # From launch on, SIGTERM/SIGINT/SIGUSR1 ask for a clean stop (exit 75), never kill.
-        STOP.install()
     world = World()
     _Parser.quiet = not world.is_root
     STOP.verbose = world.is_root
