@@ -257,3 +257,28 @@ def test_paper_suites_stop_at_the_thresholds_their_tables_report():
             cfg = config.load(REPO / suite["jobs"] / f"{stem}.yaml")
             assert cfg.stop.eval_return == threshold, (suite["jobs"], stem)
             assert cfg.stop.eval_episodes == 10, (suite["jobs"], stem)
+
+
+@pytest.mark.mpi
+def test_time_to_score_predicts_from_a_kept_run_without_its_checkpoint(tmp_path, monkeypatch):
+    """A finished run is benched, then only its log, config and bench.json are kept (the
+    checkpoint stays behind with the machine); the prediction is made from those."""
+    from conftest import run_env
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import paper_table
+    import time_to_score
+    cfg = write_config(tmp_path / "c.yaml", stop={"generations": 4, "eval_return": -1e9,
+                                                  "eval_every": 2})
+    run = tmp_path / "runs" / "seed0"
+    assert run_mpi(2, str(cfg), "--out-dir", str(run)).returncode == 0
+    for key, value in run_env().items():         # toy_envs on the path, as run_mpi has it
+        monkeypatch.setenv(key, value)
+    time_to_score.bench(run, 2)
+    kept = tmp_path / "kept" / "seed0"
+    paper_table.archive(run, kept)
+    assert sorted(p.name for p in kept.iterdir()) == ["bench.json", "config.yaml", "log.csv"]
+    result = time_to_score.analyse("toy", [kept], target=-1e9, bench_ranks=2)
+    seed = result["per_seed"]["seed0"]
+    assert seed["steps"] == int(runlog.read(run / "log.csv")[1]["TimestepsSoFar"])  # check 1
+    assert all(seed["minutes"][str(n)] > 0 for n in time_to_score.RANKS)
+    assert result["bench"]["ranks"] == 2
