@@ -92,6 +92,7 @@ def train(suite: dict, stem: str, seed: int, root: Path, ranks: int) -> None:
         return
     train_config(f"{suite['jobs']}/{stem}.yaml", run_dir(root, stem, seed), ranks,
                  [f"seed={seed}"])
+    keep_if_finished(suite, stem, seed, root)      # kept at once: the session may end first
 
 
 def kept_root(suite: dict) -> Path:
