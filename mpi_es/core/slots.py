@@ -81,8 +81,15 @@ def make_slot(index: int, *, seed: int, generation: int, train_slots: int,
     return Slot(index, EVAL, -1, int(rng.integers(0, 2**31 - 1)), (False,), (None,))
 
 
+class _Ranked:
+    @property
+    def ranked_returns(self) -> np.ndarray:
+        """The returns the update ranks: the training returns under training_reward."""
+        return self.returns if self.train_returns is None else self.train_returns
+
+
 @dataclass
-class SlotOutcome:
+class SlotOutcome(_Ranked):
     index: int
     kind: int
     noise_index: int
@@ -94,13 +101,9 @@ class SlotOutcome:
     ob_count: int = 0
     train_returns: np.ndarray | None = None   # under training_reward; None: the returns
 
-    @property
-    def ranked_returns(self) -> np.ndarray:
-        return self.returns if self.train_returns is None else self.train_returns
-
 
 @dataclass
-class GenerationData:
+class GenerationData(_Ranked):
     """All slot outcomes of one generation in slot order, as flat arrays."""
     noise_indices: np.ndarray   # (train_slots,)
     returns: np.ndarray         # (train_slots, episodes_per_slot)
@@ -113,11 +116,6 @@ class GenerationData:
     ob_count: int
     generation: int = 0         # 0-based: the generation these episodes belong to
     train_returns: np.ndarray | None = None   # under training_reward (None: `returns`)
-
-    @property
-    def ranked_returns(self) -> np.ndarray:
-        """The returns the update ranks: the training returns under training_reward."""
-        return self.returns if self.train_returns is None else self.train_returns
 
     @property
     def episodes(self) -> int:

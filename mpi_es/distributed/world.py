@@ -14,6 +14,8 @@ import traceback
 
 import numpy as np
 
+from .memory import shared_window_directory
+
 
 def _mpi():
     quiet_open_mpi_rma_without_rdma()
@@ -202,7 +204,7 @@ class World:
         nbytes = max(1, count * np.dtype(dtype).itemsize)
         path, error = None, None
         if self.node_rank == 0:
-            directory = os.environ.get("OMPI_MCA_osc_sm_backing_directory", "/dev/shm")
+            directory, _ = shared_window_directory()     # where the pre-flight looked
             try:
                 fd, path = tempfile.mkstemp(prefix="mpi_es_noise_", dir=directory)
                 try:
