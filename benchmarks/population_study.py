@@ -27,6 +27,7 @@ BUDGET = 12_000_000
 CANDIDATES = {
     "pop40": {"population": 40, "stepsize": 0.01, "eval_every": 20},
     "pop320": {"population": 320, "stepsize": 0.02, "eval_every": 3},
+    "pop640": {"population": 640, "stepsize": 0.02, "eval_every": 2},
     "pop1280": {"population": 1280, "stepsize": 0.04, "eval_every": 1},
     # pop1280's seed 0 regressed from 8M steps on (checks 980 -> 710): the paper's Adam step.
     "pop1280-adam01": {"population": 1280, "stepsize": 0.01, "eval_every": 1},

@@ -148,3 +148,47 @@ def test_mujoco_warnings_go_to_the_job_output_once_never_to_a_log_file(tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "settotalmass" not in proc.stderr
     assert not list(tmp_path.rglob("MUJOCO_LOG.TXT"))
+
+
+def test_training_lanes_step_the_env_under_gymnasiums_pass_through_wrappers():
+    env = make_env("CartPole-v1")
+    assert envs.bare_env(env, 500) is env.unwrapped
+    assert envs.bare_env(env, 200) is env.unwrapped
+    # a cap above the env's own TimeLimit: the wrapper still ends episodes, so it stays
+    assert envs.bare_env(env, 501) is env
+    # anything else (a user's wrapper, Atari's preprocessing) keeps the env as made
+    clipped = gym.wrappers.ClipReward(make_env("CartPole-v1"), 0.0, 0.5)
+    assert envs.bare_env(clipped, 500) is clipped
+
+
+def _trace(env, actions):
+    ob, _ = env.reset(seed=7)
+    trace = [ob]
+    for action in actions:
+        ob, reward, terminated, truncated, _ = env.step(action)
+        trace += [ob, reward, terminated, truncated]
+        if terminated:
+            break
+    return trace
+
+
+def test_a_bare_env_plays_the_same_episode_as_the_wrapped_one():
+    wrapped, other = make_env("InvertedPendulum-v5"), make_env("InvertedPendulum-v5")
+    bare = envs.bare_env(other, 1000)
+    assert bare is not other
+    actions = np.random.default_rng(0).uniform(-3, 3, size=(40, 1)).astype(np.float32)
+    expected, got = _trace(wrapped, actions), _trace(bare, actions)
+    assert len(got) == len(expected) > 3
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_trainers_lanes_are_bare_envs(tmp_path):
+    from mpi_es.config.loading import load
+    from mpi_es.training.setup import prepare
+    cfg = load(write_config(tmp_path / "c.yaml", env_id="CartPole-v1", timestep_limit=200,
+                            model={"ac_noise_std": 0.0}))
+    setup = prepare(cfg)
+    lanes = setup.envs(3)
+    assert [type(env).__name__ for env in lanes] == ["CartPoleEnv"] * 3
+    assert lanes[0] is setup.env.unwrapped      # evaluation keeps the env as made

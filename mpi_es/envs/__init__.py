@@ -107,6 +107,25 @@ def check_spaces(env, env_id: str) -> None:
                        f"of continuous actions, a Discrete or a flat MultiDiscrete")
 
 
+def bare_env(env, limit: int):
+    """The env under Gymnasium's pass-through wrappers, for the training lanes' hot path.
+
+    gym.make wraps an env in TimeLimit, OrderEnforcing and PassiveEnvChecker. None of them
+    changes an observation or a reward: the lanes cap episodes at `limit` themselves (never
+    above the TimeLimit, see episode_limit), always reset before stepping, and check spaces and
+    finiteness their own way. Together they cost a few microseconds a step, several percent of
+    a MuJoCo step. Any other wrapper (a user's, Atari's, PyBullet's) keeps the env as it is.
+    """
+    from gymnasium import Wrapper
+    from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker, TimeLimit
+    inner = env
+    while type(inner) in (TimeLimit, OrderEnforcing, PassiveEnvChecker):
+        if type(inner) is TimeLimit and inner._max_episode_steps < limit:
+            return env
+        inner = inner.env
+    return env if isinstance(inner, Wrapper) else inner
+
+
 def episode_limit(env, timestep_limit: int | None) -> int | None:
     """The configured cap, or the env's own; the env's TimeLimit still applies when shorter."""
     own = env.spec.max_episode_steps if env.spec is not None else None

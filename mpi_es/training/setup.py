@@ -16,7 +16,7 @@ from ..core.state import TrainState
 from ..distributed import consistency
 from ..distributed.memory import memory_problem
 from ..distributed.world import World
-from ..envs import episode_limit, make_env
+from ..envs import bare_env, episode_limit, make_env
 from ..extras import import_extra
 from ..policies import PolicyMaker
 from ..rundir.checkpoint import library_versions
@@ -32,10 +32,11 @@ class Setup:
     _more_envs: list = field(default_factory=list)
 
     def envs(self, count: int) -> list:
-        """`count` environments of this config (`env` first), made as they are first asked for."""
+        """`count` environments of this config for the training lanes (`env` first), made as
+        they are first asked for, without Gymnasium's pass-through wrappers (see bare_env)."""
         while 1 + len(self._more_envs) < count:
-            self._more_envs.append(self.make_env())
-        return [self.env, *self._more_envs[:count - 1]]
+            self._more_envs.append(bare_env(self.make_env(), self.limit))
+        return [bare_env(self.env, self.limit), *self._more_envs[:count - 1]]
 
     @property
     def spec(self):
