@@ -106,7 +106,9 @@ def keep_if_finished(suite: dict, stem: str, seed: int, root: Path) -> None:
         return
     _, threshold, _ = next(t for t in suite["tasks"].values() if t[0] == stem)
     if finished(read_log(out), budget(suite, stem), threshold):
+        from time_to_score import bench        # its generation at scale, for docs/scaling.md
         evaluate(stem, seed, root)
+        bench(out, 2)
         archive(out, run_dir(kept_root(suite), stem, seed))
 
 

@@ -16,9 +16,13 @@ ranks, give the wall-clock time to a return at N ranks:
   generation's predicted time is scaled by its mean episode length (GenLenMean) over the
   bench's.
 
-    python benchmarks/time_to_score.py --study population --target 3000
-    python benchmarks/time_to_score.py --runs "ARS Humanoid=runs/ars/humanoid/seed0,..." \\
-        --target 6000 --title "Humanoid-v5 to 6000"
+Each invocation computes one section of the page (kept as docs/data/scaling/<section>.json,
+its figure as docs/scaling/<section>.png) and writes docs/scaling.md from every kept section.
+
+    python benchmarks/time_to_score.py --section ant-population --study population --target 3000
+    python benchmarks/time_to_score.py --section ant-population --study population --target auto
+    python benchmarks/time_to_score.py --section humanoid-ars --target 6000 --ranks 48 1440 \\
+        --runs "ARS Humanoid=docs/data/ars/humanoid/seed0,..." --title "Humanoid-v5 to 6000"
 """
 from __future__ import annotations
 
@@ -34,6 +38,8 @@ from pathlib import Path
 from paper_table import REPO, read_log
 
 RANKS = (64, 256, 1440)
+FLAGSHIP_RANKS, FLAGSHIP_EFFICIENCY = 64, 0.90
+SECTION_ORDER = ("ant-population", "humanoid-ars", "humanoid-es")
 
 
 def first_reaching(rows: list[dict], target: float) -> tuple[int, int] | None:
@@ -94,13 +100,27 @@ def minutes_to(rows: list[dict], generation: int, per_gen_s: float, length_mean:
     return total / 60
 
 
-def analyse(label: str, runs: list[Path], target: float, bench_ranks: int) -> dict:
+def common_target(configs: list[tuple[str, list[Path]]], step: float = 100.0) -> float:
+    """The highest return every configuration reaches: the lowest, over configurations, of
+    their seeds' median best 10-episode check, rounded down to a multiple of `step`."""
+    reached = []
+    for _, runs in configs:
+        bests = [best_check(read_log(run)) for run in runs if (run / "log.csv").exists()]
+        bests = [b for b in bests if b is not None]
+        if not bests:
+            raise SystemExit(f"no 10-episode check in {runs}: no common target")
+        reached.append(statistics.median(bests))
+    return step * (min(reached) // step)
+
+
+def analyse(label: str, runs: list[Path], target: float, bench_ranks: int,
+            ranks: tuple[int, ...] = RANKS) -> dict:
     logs = {run: read_log(run) for run in runs if (run / "log.csv").exists()}
     config = __import__("yaml").safe_load((runs[0] / "config.yaml").read_text())
     measured = bench(runs[0], bench_ranks)
     result = {"label": label, "population": config["population_size"],
               "seeds": len(logs), "target": target, "per_seed": {}, "by_ranks": {}}
-    per_rank = {n: predicted_seconds(config, measured, n) for n in RANKS}
+    per_rank = {n: predicted_seconds(config, measured, n) for n in ranks}
     for run, rows in logs.items():
         reached = first_reaching(rows, target)
         seed = {"steps_run": int(rows[-1]["TimestepsSoFar"]), "best_check": best_check(rows),
@@ -108,9 +128,9 @@ def analyse(label: str, runs: list[Path], target: float, bench_ranks: int) -> di
                 "generations": reached[1] if reached else None,
                 "minutes": {str(n): minutes_to(rows, reached[1], per_rank[n][0],
                                                measured["episode_length_mean"])
-                            for n in RANKS} if reached else None}
+                            for n in ranks} if reached else None}
         result["per_seed"][run.name] = seed
-    for n in RANKS:
+    for n in ranks:
         times = [s["minutes"][str(n)] if s["minutes"] else float("inf")
                  for s in result["per_seed"].values()]
         result["by_ranks"][str(n)] = {"generation_s": per_rank[n][0],
@@ -139,24 +159,42 @@ def minutes(x: float | None) -> str:
     return "not reached" if x is None or x == float("inf") else f"{x:.3g}"
 
 
-def write_page(results: list[dict], target: float, title: str, docs: Path, command: str) -> None:
-    lines = [f"# {title}", "",
-             f"Made by `{command}`. Predicted wall-clock minutes for a run to reach a return of "
-             f"{target:g} (the first 10-episode noise-free check at or above it), at 64, 256 "
-             "and 1,440 ranks, from learning curves measured on this machine and the scaling "
-             "model's generation time (see the top of `benchmarks/time_to_score.py` for how). "
-             "Medians over seeds; a seed that did not reach the target counts as not reached.",
-             "",
-             "| configuration | population | seeds | steps to it (median) | "
-             + " | ".join(f"minutes at {n} ranks (efficiency)" for n in RANKS) + " |",
-             "|---|---|---|---|" + "---|" * len(RANKS)]
+def fastest(results: list[dict], n: int, min_efficiency: float = 0.0) -> dict | None:
+    """The configuration with the fewest predicted minutes at n ranks (at least this
+    efficiency), None when none reached the target."""
+    ok = [r for r in results if r["by_ranks"][str(n)]["minutes_median"] not in (None, float("inf"))
+          and r["by_ranks"][str(n)]["efficiency"] >= min_efficiency]
+    return min(ok, key=lambda r: r["by_ranks"][str(n)]["minutes_median"]) if ok else None
+
+
+def section_lines(section: dict) -> list[str]:
+    results, target, ranks = section["results"], section["target"], section["ranks"]
+    lines = [f"## {section['title']}", "", f"Made by `{section['command']}`."]
+    if section.get("target_rule"):
+        lines += ["", section["target_rule"]]
+    lines += ["", "| configuration | population | seeds | steps to it (median) | "
+              + " | ".join(f"minutes at {n} ranks (efficiency)" for n in ranks) + " |",
+              "|---|---|---|---|" + "---|" * len(ranks)]
     for r in results:
         lines.append(f"| {r['label']} | {r['population']} | {r['seeds']} | "
                      f"{millions(r['steps_median'])} | "
                      + " | ".join(f"{minutes(r['by_ranks'][str(n)]['minutes_median'])} "
-                                  f"({r['by_ranks'][str(n)]['efficiency']:.0%})" for n in RANKS)
+                                  f"({r['by_ranks'][str(n)]['efficiency']:.0%})" for n in ranks)
                      + " |")
-    lines += ["", "Per seed (steps to the target, best check, steps run):", ""]
+    lines += [""]
+    for n in ranks:
+        best = fastest(results, n)
+        lines.append(f"- Fastest to {target:g} at {n} ranks: "
+                     + (f"{best['label']} ({minutes(best['by_ranks'][str(n)]['minutes_median'])}"
+                        " min)" if best else "none reached it"))
+    if FLAGSHIP_RANKS in ranks and len(results) > 1:
+        best = fastest(results, FLAGSHIP_RANKS, FLAGSHIP_EFFICIENCY)
+        lines.append(f"- Fastest at {FLAGSHIP_RANKS} ranks among those predicted at least "
+                     f"{FLAGSHIP_EFFICIENCY:.0%} efficient there: "
+                     + (f"{best['label']}" if best else "none"))
+    if section.get("published"):
+        lines.append(f"- Published: {section['published']}")
+    lines += ["", f"Per seed (steps to {target:g}, best check, steps run):", ""]
     for r in results:
         for seed, s in r["per_seed"].items():
             lines.append(f"- {r['label']} {seed}: {millions(s['steps'])}"
@@ -168,34 +206,72 @@ def write_page(results: list[dict], target: float, title: str, docs: Path, comma
         lines.append(f"- {r['label']}: one generation of population {b['population_benched']} on "
                      f"{b['ranks']} ranks measured {b['measured_generation_s']:.2f} s, predicted "
                      f"{fmt(b['predicted_generation_s'], ' s', 2)}")
-    lines += ["", "![predicted minutes to the target against ranks](scaling.png)", ""]
+    lines += ["", f"![predicted minutes to {target:g} against ranks](scaling/{section['name']}.png)",
+              ""]
+    return lines
+
+
+def write_page(docs: Path) -> None:
+    """docs/scaling.md from every kept section, in SECTION_ORDER, then by name."""
+    kept = {p.stem: json.loads(p.read_text()) for p in (docs / "data" / "scaling").glob("*.json")}
+    names = [n for n in SECTION_ORDER if n in kept] + sorted(set(kept) - set(SECTION_ORDER))
+    lines = ["# Time to a score at scale", "",
+             "Predicted wall-clock minutes for a run to reach a return (the first 10-episode "
+             "noise-free check at or above it) at each rank count. Learning per timestep does not "
+             "depend on the rank count (runs are bit-identical for any), so each prediction "
+             "combines learning curves measured on a 2-core machine with the scaling model's "
+             "generation time at that rank count: see the top of "
+             "`benchmarks/time_to_score.py` for how. Medians over seeds; a seed that did not "
+             "reach the target counts as not reached. Efficiency is the model's: the share of "
+             "the ranks' time spent playing episodes.", ""]
+    for name in names:
+        lines += section_lines(kept[name])
     (docs / "scaling.md").write_text("\n".join(lines))
-    plot(results, target, docs / "scaling.png")
 
 
-def plot(results: list[dict], target: float, out: Path) -> None:
+def write_section(name: str, title: str, results: list[dict], target: float,
+                  ranks: tuple[int, ...], command: str, docs: Path, published: str | None,
+                  target_rule: str | None) -> None:
+    section = {"name": name, "title": title, "target": target, "ranks": list(ranks),
+               "command": command, "published": published, "target_rule": target_rule,
+               "results": results}
+    out = docs / "data" / "scaling" / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(section, indent=1, default=str) + "\n")
+    (docs / "scaling").mkdir(exist_ok=True)
+    plot(results, target, ranks, docs / "scaling" / f"{name}.png")
+    write_page(docs)
+
+
+def plot(results: list[dict], target: float, ranks: tuple[int, ...], out: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in results:
-        ys = [r["by_ranks"][str(n)]["minutes_median"] for n in RANKS]
+        ys = [r["by_ranks"][str(n)]["minutes_median"] for n in ranks]
         if all(y not in (None, float("inf")) for y in ys):
-            ax.plot(RANKS, ys, marker="o", label=f"{r['label']} (population {r['population']})")
+            ax.plot(ranks, ys, marker="o", label=f"{r['label']} (population {r['population']})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("ranks")
     ax.set_ylabel(f"predicted minutes to {target:g}")
-    ax.set_xticks(RANKS, [str(n) for n in RANKS])
+    ax.set_xticks(ranks, [str(n) for n in ranks])
+    ax.minorticks_off()
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
+    plt.close(fig)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", type=float, required=True)
+    parser.add_argument("--section", required=True,
+                        help="the page section this computes (kept as docs/data/scaling/NAME.json)")
+    parser.add_argument("--target", required=True,
+                        help="a return, or 'auto': the highest return every configuration "
+                             "reaches (its seeds' median best check, rounded down to 100)")
     parser.add_argument("--study", choices=["population"],
                         help="the Ant-v5 population study of benchmarks/population_study.py")
     parser.add_argument("--root", type=Path, default=REPO / "runs" / "population",
@@ -203,8 +279,10 @@ def main() -> None:
                              " too")
     parser.add_argument("--runs", action="append", default=[], metavar="LABEL=DIR[,DIR...]",
                         help="a configuration and its seeds' run directories (repeatable)")
+    parser.add_argument("--ranks", type=int, nargs="+", default=list(RANKS))
     parser.add_argument("--bench-ranks", type=int, default=2)
     parser.add_argument("--title", default="Time to a score at scale")
+    parser.add_argument("--published", help="the published figure to show beside these")
     parser.add_argument("--docs", type=Path, default=REPO / "docs")
     args = parser.parse_args()
     configs: list[tuple[str, list[Path]]] = []
@@ -223,9 +301,19 @@ def main() -> None:
         configs.append((label, [Path(d) for d in dirs.split(",")]))
     if not configs:
         parser.error("nothing to analyse: give --study or --runs")
-    results = [analyse(label, runs, args.target, args.bench_ranks) for label, runs in configs]
+    rule = None
+    if args.target == "auto":
+        target = common_target(configs)
+        rule = (f"The target, {target:g}, is the highest return every configuration reached "
+                "within its budget (the lowest of their seeds' median best checks, rounded "
+                "down to 100).")
+    else:
+        target = float(args.target)
+    ranks = tuple(args.ranks)
+    results = [analyse(label, runs, target, args.bench_ranks, ranks) for label, runs in configs]
     command = "python benchmarks/time_to_score.py " + " ".join(sys.argv[1:])
-    write_page(results, args.target, args.title, args.docs, command)
+    write_section(args.section, args.title, results, target, ranks, command, args.docs,
+                  args.published, rule)
     print(json.dumps(results, indent=1, default=str))
 
 

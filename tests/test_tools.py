@@ -259,6 +259,24 @@ def test_paper_suites_stop_at_the_thresholds_their_tables_report():
             assert cfg.stop.eval_episodes == 10, (suite["jobs"], stem)
 
 
+def test_the_common_target_is_the_highest_return_every_configuration_reaches(tmp_path,
+                                                                             monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import time_to_score
+
+    def run(name, checks):
+        out = tmp_path / name
+        out.mkdir()
+        rows = ["Generation,TimestepsSoFar,TargetEvalMean"]
+        rows += [f"{g + 1},{(g + 1) * 1000},{c}" for g, c in enumerate(checks)]
+        (out / "log.csv").write_text("\n".join(rows) + "\n")
+        return out
+    configs = [("a", [run("a0", ["", "2480.5", "2100"]), run("a1", ["1500", "", "nan"])]),
+               ("b", [run("b0", ["2900", "3350"]), run("b1", ["3100", ""])])]
+    # a: median of its seeds' best checks (2480.5, 1500) is 1990.25; b: 3225
+    assert time_to_score.common_target(configs) == 1900.0
+
+
 @pytest.mark.mpi
 def test_time_to_score_predicts_from_a_kept_run_without_its_checkpoint(tmp_path, monkeypatch):
     """A finished run is benched, then only its log, config and bench.json are kept (the
@@ -282,3 +300,19 @@ def test_time_to_score_predicts_from_a_kept_run_without_its_checkpoint(tmp_path,
     assert seed["steps"] == int(runlog.read(run / "log.csv")[1]["TimestepsSoFar"])  # check 1
     assert all(seed["minutes"][str(n)] > 0 for n in time_to_score.RANKS)
     assert result["bench"]["ranks"] == 2
+    # the page: one section per invocation, kept, the fastest configuration named
+    docs = tmp_path / "docs"
+    slow = {**result, "label": "slower", "by_ranks": {
+        k: {**v, "minutes_median": v["minutes_median"] * 2} for k, v in result["by_ranks"].items()}}
+    time_to_score.write_section("toy-study", "Toy to -1e9", [slow, result], -1e9,
+                                time_to_score.RANKS, "python benchmarks/time_to_score.py ...",
+                                docs, "nothing", None)
+    page = (docs / "scaling.md").read_text()
+    assert "## Toy to -1e9" in page and "| toy | 20 | 1 |" in page
+    assert "- Fastest to -1e+09 at 256 ranks: toy (" in page
+    assert (docs / "scaling" / "toy-study.png").stat().st_size > 1000
+    time_to_score.write_section("another", "Another", [result], -1e9, (1440,), "cmd", docs,
+                                None, None)
+    page = (docs / "scaling.md").read_text()
+    assert page.index("## Another") > page.index("## Toy to -1e9") > 0
+    assert "| minutes at 1440 ranks (efficiency) |\n" in page[page.index("## Another"):]
