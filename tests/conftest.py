@@ -61,6 +61,14 @@ def run_env() -> dict:
     return env
 
 
+def run_python(code: str, *args: str, env: dict | None = None, timeout: float = 120,
+               cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """`python -c CODE ARGS` in a fresh interpreter (run_env() unless `env`), output captured:
+    for what must be seen from a clean start (imports, banners, peak memory)."""
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env=run_env() if env is None else env, cwd=cwd, timeout=timeout)
+
+
 def run_mpi(n: int, *args: str, timeout: float = MPI_TIMEOUT, module: bool = True,
             nodes: int | None = None, cwd: Path = REPO):
     """`mpiexec -n N python -m mpi_es ARGS` (or a script), for real.

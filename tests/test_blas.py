@@ -1,8 +1,5 @@
 """Every rank runs NumPy's BLAS single-threaded on one portable kernel (mpi_es.blas)."""
-import subprocess
-import sys
-
-from conftest import run_env
+from conftest import run_env, run_python
 from mpi_es.blas import PORTABLE_X86_KERNEL, cpu_flags, pin_blas, portable_kernel
 
 
@@ -25,8 +22,9 @@ def test_numpy_runs_on_the_pinned_kernel_when_mpi_es_is_imported_first():
     env = run_env()
     env.pop("OPENBLAS_CORETYPE", None)
     code = "import mpi_es.cli; from mpi_es.blas import blas_kernel; print(blas_kernel())"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         check=True).stdout.strip()
+    proc = run_python(code, env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.strip()
     assert out != "unknown"
     if expected:
         assert out.lower() == expected.lower()

@@ -79,11 +79,8 @@ def test_pybullet_prints_nothing_to_the_terminal():
             "    env = make_env('RoboschoolAnt-v1'); env.reset(seed=i)\n"
             "    env.step(env.action_space.sample()); env.close()\n"
             "print('only this')\n")
-    import subprocess
-    import sys
-    from conftest import run_env, REPO
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=run_env(), cwd=REPO, timeout=120)
+    from conftest import run_python
+    proc = run_python(code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "only this\n"
     assert "argv" not in proc.stderr and "pybullet" not in proc.stderr

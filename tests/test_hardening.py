@@ -81,14 +81,12 @@ def test_info_prints_control_characters_stored_in_a_checkpoint_escaped(tmp_path)
 def test_mujoco_warnings_are_routed_for_module_ids_too(env_id):
     """Without a handler MuJoCo appends its warnings to MUJOCO_LOG.TXT in the current
     directory; `module:Id` ids (the bring-your-own-env case) get the handler as plain ids do."""
-    import subprocess
-    import sys
+    from conftest import run_python
     code = ("import sys, mujoco\n"
             "from mpi_es.envs import route_mujoco_warnings\n"
             "route_mujoco_warnings(sys.argv[1])\n"
             "print(getattr(mujoco.get_mju_user_warning(), '__name__', None))\n")
-    proc = subprocess.run([sys.executable, "-c", code, env_id], capture_output=True, text=True,
-                          timeout=60)
+    proc = run_python(code, env_id, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "_mujoco_warning"
 

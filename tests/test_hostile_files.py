@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import REPO, run_env, run_mpi, run_serial, write_config
+from conftest import REPO, run_env, run_mpi, run_python, run_serial, write_config
 from mpi_es import config
 from mpi_es.config import ConfigError
 
@@ -128,8 +128,7 @@ def test_info_on_a_huge_declared_dataset_stays_small(tmp_path, good):
             "status = main(['info', sys.argv[1]])\n"
             "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n"
             "sys.exit(status)\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True,
-                          env=run_env(), cwd=REPO, timeout=60)
+    proc = run_python(code, str(bad), timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert int(proc.stdout.split()[-1]) < 500_000          # KB: far below the 8 GB declared
 

@@ -44,13 +44,11 @@ def test_a_second_job_on_the_same_out_dir_exits_2_at_once(tmp_path):
 def test_the_lock_dies_with_its_holder(tmp_path):
     lock = runlock.acquire(tmp_path)
     with pytest.raises(runlock.RunDirectoryBusy, match="in use by another job"):
-        import subprocess
-        import sys
+        from conftest import run_python
         code = ("import sys; from mpi_es.rundir import runlock\n"
                 "try:\n    runlock.acquire(sys.argv[1])\nexcept runlock.RunDirectoryBusy as e:\n"
                 "    print(e); sys.exit(3)\n")
-        proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
-                              text=True)
+        proc = run_python(code, str(tmp_path))
         assert proc.returncode == 3
         raise runlock.RunDirectoryBusy(proc.stdout)
     assert runlock.held_by(tmp_path) is not None

@@ -43,9 +43,7 @@ def test_the_stop_handlers_are_in_place_before_numpy_and_mpi_load():
     """`python -m mpi_es CONFIG` installs its SIGTERM/SIGINT/SIGUSR1 handlers before importing
     NumPy or mpi4py (a second or more on a loaded node): a signal that early is a clean stop.
     Checked from inside the handler's install."""
-    import subprocess
-    import sys
-    from conftest import REPO, run_env
+    from conftest import run_python
     code = ("import sys, mpi_es.cli as cli\n"
             "loaded = ('numpy' in sys.modules, 'mpi4py' in sys.modules)\n"
             "def report(self):\n"
@@ -53,8 +51,7 @@ def test_the_stop_handlers_are_in_place_before_numpy_and_mpi_load():
             "    raise SystemExit(0)\n"
             "cli.StopRequest.install = report\n"
             "cli.main(['train', 'c.yaml'])\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=run_env(), cwd=REPO, timeout=60)
+    proc = run_python(code, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["False"] * 4
 
