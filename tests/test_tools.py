@@ -277,6 +277,20 @@ def test_the_common_target_is_the_highest_return_every_configuration_reaches(tmp
     assert time_to_score.common_target(configs) == 1900.0
 
 
+def test_predictions_beyond_one_node_pay_a_fabric_latency_per_claim(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import time_to_score
+    from mpi_es.commands import scaling
+    monkeypatch.setattr(scaling, "update_seconds_per_rank", lambda *a, **k: 0.0)
+    measured = {"num_params": 100, "allgather_latency_s": 0.0, "allgather_bytes_per_s": 1e15,
+                "slot_seconds": [1e-3] * 8, "claim_s": 1e-6}
+    config = {"optimizations": {"mirrored_sampling": False}, "population_size": 128}
+    one_node, _ = time_to_score.predicted_seconds(config, measured, 64)
+    two_nodes, _ = time_to_score.predicted_seconds(config, measured, 128)
+    assert one_node == pytest.approx(2 * 1e-3 + 3 * 1e-6, rel=1e-6)      # 2 slots, 3 claims
+    assert two_nodes == pytest.approx(1e-3 + 2 * scaling.DEFAULT_LATENCY_S, rel=1e-6)
+
+
 @pytest.mark.mpi
 def test_time_to_score_predicts_from_a_kept_run_without_its_checkpoint(tmp_path, monkeypatch):
     """A finished run is benched, then only its log, config and bench.json are kept (the
