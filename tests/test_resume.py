@@ -179,6 +179,39 @@ def test_the_job_script_turns_sigterm_and_sigint_into_a_clean_stop_under_every_m
     assert_same_run(out, reference)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_the_job_script_is_still_starting_is_not_lost(tmp_path, sig):
+    """SLURM may signal the job script before it has launched anything (its MPI check can take
+    seconds on a loaded node): it stops with 75 and launches nothing, so the requeue resumes."""
+    import shutil
+    real = shutil.which("mpiexec", path=os.pathsep.join([os.path.dirname(sys.executable),
+                                                         os.environ["PATH"]]))
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    marker = tmp_path / "checking"
+    (fake / "mpiexec").write_text(f"#!/bin/bash\nif [ \"$1\" = --version ]; then touch {marker};"
+                                  f" sleep 2; fi\nexec {real} \"$@\"\n")
+    (fake / "mpiexec").chmod(0o755)
+    out = tmp_path / "run"
+    env = run_env()
+    env.update(LAUNCHER="mpiexec", SLURM_NTASKS="2", PYTHON=sys.executable,
+               PATH=os.pathsep.join([str(fake), os.path.dirname(sys.executable), env["PATH"]]))
+    env.pop("SLURM_JOB_ID", None)
+    proc = subprocess.Popen(["bash", str(REPO / "mpi_es" / "scripts" / "launch.sh"),
+                             str(write_config(tmp_path / "c.yaml")), "--out-dir", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=REPO)
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert marker.exists()
+    proc.send_signal(sig)
+    output, err = proc.communicate(timeout=60)
+    assert proc.returncode == 75, output + err
+    assert f"stopped before the launch (SIG{sig.name[3:]}); nothing ran" in output
+    assert not out.exists()
+
+
 def test_second_signal_abandons_the_generation_at_once(tmp_path, straight):
     cfg, reference = straight
     out = tmp_path / "run"

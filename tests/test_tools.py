@@ -325,8 +325,11 @@ def test_time_to_score_predicts_from_a_kept_run_without_its_checkpoint(tmp_path,
     assert "## Toy to -1e9" in page and "| toy | 20 | 1 |" in page
     assert "- Fastest to -1e+09 at 256 ranks: toy (" in page
     assert (docs / "scaling" / "toy-study.png").stat().st_size > 1000
+    # the headline sections first (SECTION_ORDER), the rest by name
+    time_to_score.write_section("ant-population", "Ant", [result], -1e9, (1440,), "cmd", docs,
+                                None, None)
     time_to_score.write_section("another", "Another", [result], -1e9, (1440,), "cmd", docs,
                                 None, None)
     page = (docs / "scaling.md").read_text()
-    assert page.index("## Another") > page.index("## Toy to -1e9") > 0
+    assert page.index("## Toy to -1e9") > page.index("## Another") > page.index("## Ant\n") > 0
     assert "| minutes at 1440 ranks (efficiency) |\n" in page[page.index("## Another"):]

@@ -23,30 +23,48 @@ echo "mpi_es: job ${SLURM_JOB_ID:-?} (restart ${SLURM_RESTART_COUNT:-0}) on ${SL
 
 # The launcher runs in the background so that this shell can take SLURM's signals
 # (--signal=B:USR1@..., preemption's SIGTERM) and forward them; srun and mpiexec pass them on
-# to every rank, which then finish the generation, checkpoint and exit 75.
-"${cmd[@]}" &
-child=$!
-# Open MPI's mpirun (prterun) passes SIGTERM and SIGINT on to the ranks but ends the job half
-# a second later, before any generation can finish; SIGUSR1 it only passes on. So under Open
-# MPI's mpiexec a stop request reaches the ranks as SIGUSR1.
-open_mpi=0
-if [ "$launcher" = mpiexec ] && mpiexec --version 2>&1 | grep -qiE "open mpi|openrte"; then open_mpi=1; fi
+# to every rank, which then finish the generation, checkpoint and exit 75. The traps go in
+# before anything else runs: a signal that came while this shell was still busy (the version
+# check below can take seconds on a loaded node) would otherwise be lost, and the job would
+# run on past its preemption.
+child=
+pending=
 forward() {
+    echo "mpi_es: got SIG$1, asking the ranks to checkpoint and stop"
+    if [ -z "$child" ]; then pending=$1; return; fi
+    send "$1"
+}
+send() {
     local sig=$1
     if [ "$open_mpi" = 1 ] && { [ "$sig" = TERM ] || [ "$sig" = INT ]; }; then sig=USR1; fi
-    echo "mpi_es: got SIG$1, asking the ranks to checkpoint and stop"
     kill -s "$sig" "$child" 2>/dev/null
 }
 trap 'forward USR1' USR1
 trap 'forward TERM' TERM
 trap 'forward INT' INT
 
-wait "$child"
-status=$?
-while kill -0 "$child" 2>/dev/null; do      # a trapped signal interrupts `wait`: wait again
+# Open MPI's mpirun (prterun) passes SIGTERM and SIGINT on to the ranks but ends the job half
+# a second later, before any generation can finish; SIGUSR1 it only passes on. So under Open
+# MPI's mpiexec a stop request reaches the ranks as SIGUSR1.
+open_mpi=0
+if [ "$launcher" = mpiexec ] && mpiexec --version 2>&1 | grep -qiE "open mpi|openrte"; then open_mpi=1; fi
+
+if [ -n "$pending" ]; then
+    # Asked to stop before anything ran: the last checkpoint (if any) is where the next start
+    # resumes, as after a stop.
+    echo "mpi_es: stopped before the launch (SIG$pending); nothing ran"
+    status=75
+else
+    "${cmd[@]}" &
+    child=$!
+    if [ -n "$pending" ]; then send "$pending"; fi      # came between the launch and child=$!
     wait "$child"
     status=$?
-done
+    while kill -0 "$child" 2>/dev/null; do      # a trapped signal interrupts `wait`: wait again
+        wait "$child"
+        status=$?
+    done
+fi
 
 # 0 finished and 2 (bad config or checkpoint: the same next time) end the job. 75 (stopped by a
 # signal with a checkpoint) always requeues. Anything else (a lost rank or node, out of memory,
