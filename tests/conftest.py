@@ -6,6 +6,7 @@ pin_blas()
 import functools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -159,6 +160,16 @@ def start_mpi(n: int, *args: str, extra_env: dict | None = None) -> subprocess.P
     env.update(extra_env or {})
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, cwd=REPO)
+
+
+def start_job_script(*args: str, env: dict) -> subprocess.Popen:
+    """`bash mpi_es/scripts/launch.sh ARGS` as SLURM starts a batch step: SIGINT at its default.
+    (A shell that ignored SIGINT when it started, e.g. one run in the background of a
+    non-interactive shell, cannot trap it, and pytest may run under one.)"""
+    return subprocess.Popen(["bash", str(REPO / "mpi_es" / "scripts" / "launch.sh"), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for_line(proc: subprocess.Popen, fragment: str, timeout: float = 120) -> list[str]:

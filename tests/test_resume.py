@@ -11,8 +11,8 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import (REPO, kill_job, mpi_flavor, run_env, run_mpi, start_mpi, wait_for_line,
-                      write_config)
+from conftest import (kill_job, mpi_flavor, run_env, run_mpi, start_job_script, start_mpi,
+                      wait_for_line, write_config)
 from mpi_es.rundir import checkpoint, runlog
 from mpi_es import config
 from mpi_es.config import ConfigError
@@ -165,9 +165,7 @@ def test_the_job_script_turns_sigterm_and_sigint_into_a_clean_stop_under_every_m
                PATH=os.pathsep.join([os.path.dirname(sys.executable), env["PATH"]]),
                MPI_ES_TEST_CHECKPOINT_PAUSE="1")   # 4 s left after generation 2: time
     env.pop("SLURM_JOB_ID", None)                      # for the signal to pass the script
-    proc = subprocess.Popen(["bash", str(REPO / "mpi_es" / "scripts" / "launch.sh"), str(cfg),
-                             "--out-dir", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    proc = start_job_script(str(cfg), "--out-dir", str(out), env=env)
     wait_for_line(proc, "gen     2")
     proc.send_signal(sig)                           # to the script, as SLURM does
     output, err = proc.communicate(timeout=60)
@@ -197,10 +195,8 @@ def test_a_signal_while_the_job_script_is_still_starting_is_not_lost(tmp_path, s
     env.update(LAUNCHER="mpiexec", SLURM_NTASKS="2", PYTHON=sys.executable,
                PATH=os.pathsep.join([str(fake), os.path.dirname(sys.executable), env["PATH"]]))
     env.pop("SLURM_JOB_ID", None)
-    proc = subprocess.Popen(["bash", str(REPO / "mpi_es" / "scripts" / "launch.sh"),
-                             str(write_config(tmp_path / "c.yaml")), "--out-dir", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=REPO)
+    proc = start_job_script(str(write_config(tmp_path / "c.yaml")), "--out-dir", str(out),
+                            env=env)
     deadline = time.monotonic() + 30
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
