@@ -106,9 +106,8 @@ def keep_if_finished(suite: dict, stem: str, seed: int, root: Path) -> None:
         return
     _, threshold, _ = next(t for t in suite["tasks"].values() if t[0] == stem)
     if finished(read_log(out), budget(suite, stem), threshold):
-        from time_to_score import bench        # its generation at scale, for docs/scaling.md
         evaluate(stem, seed, root)
-        bench(out, 2)
+        bench(out, 2)          # its generation at scale, for benchmarks/time_to_score.py
         archive(out, run_dir(kept_root(suite), stem, seed))
 
 
@@ -159,6 +158,23 @@ def evaluate(stem: str, seed: int, root: Path) -> dict:
 # spans sessions on machines that do not keep their run directories.
 DATA = REPO / "docs" / "data"
 KEPT = ("log.csv", "config.yaml", "bench.json", "eval.json")
+
+
+def bench(run: Path, ranks: int) -> dict:
+    """bench.json of the run's final policy (made once, then read; a kept run has no
+    checkpoint, only its bench.json)."""
+    out = run / "bench.json"
+    ckpt = run / "checkpoint.h5"
+    if out.exists() and (not ckpt.exists() or out.stat().st_mtime >= ckpt.stat().st_mtime):
+        return json.loads(out.read_text())
+    mpiexec = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    cmd = [mpiexec, "-n", str(ranks), sys.executable, "-m", "mpi_es", "bench",
+           str(run / "config.yaml"), "--checkpoint", str(run / "checkpoint.h5"),
+           "--generations", "1", "--no-keras", "--json", str(out),
+           "--set", f"out_dir={run / 'bench-scratch'}"]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    return json.loads(out.read_text())
 
 
 def archive(run: Path, dest: Path) -> None:

@@ -16,8 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from paper_table import DATA, REPO, archive, finished, read_log, run_all, train_config
-from time_to_score import bench
+from paper_table import DATA, REPO, archive, bench, finished, read_log, run_all, train_config
 
 BASE_CONFIG = "jobs/ant_laptop.yaml"
 TARGET = 3000.0

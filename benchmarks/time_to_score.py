@@ -28,14 +28,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
-from paper_table import REPO, read_log
+from paper_table import REPO, bench, read_log
 
 RANKS = (64, 256, 1440)
 FLAGSHIP_RANKS, FLAGSHIP_EFFICIENCY = 64, 0.90
@@ -56,23 +53,6 @@ def best_check(rows: list[dict]) -> float | None:
     values = [float(r["TargetEvalMean"]) for r in rows
               if r.get("TargetEvalMean") not in ("", None, "nan")]
     return max(values) if values else None
-
-
-def bench(run: Path, ranks: int) -> dict:
-    """bench.json of the run's final policy (made once, then read; a kept run has no
-    checkpoint, only its bench.json)."""
-    out = run / "bench.json"
-    ckpt = run / "checkpoint.h5"
-    if out.exists() and (not ckpt.exists() or out.stat().st_mtime >= ckpt.stat().st_mtime):
-        return json.loads(out.read_text())
-    mpiexec = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    cmd = [mpiexec, "-n", str(ranks), sys.executable, "-m", "mpi_es", "bench",
-           str(run / "config.yaml"), "--checkpoint", str(run / "checkpoint.h5"),
-           "--generations", "1", "--no-keras", "--json", str(out),
-           "--set", f"out_dir={run / 'bench-scratch'}"]
-    print("+", " ".join(cmd), flush=True)
-    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-    return json.loads(out.read_text())
 
 
 def predicted_seconds(config: dict, measured: dict, ranks: int) -> tuple[float, float]:

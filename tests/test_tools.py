@@ -305,7 +305,7 @@ def test_time_to_score_predicts_from_a_kept_run_without_its_checkpoint(tmp_path,
     assert run_mpi(2, str(cfg), "--out-dir", str(run)).returncode == 0
     for key, value in run_env().items():         # toy_envs on the path, as run_mpi has it
         monkeypatch.setenv(key, value)
-    time_to_score.bench(run, 2)
+    paper_table.bench(run, 2)
     kept = tmp_path / "kept" / "seed0"
     paper_table.archive(run, kept)
     assert sorted(p.name for p in kept.iterdir()) == ["bench.json", "config.yaml", "log.csv"]
