@@ -111,13 +111,18 @@ def keep_if_finished(suite: dict, stem: str, seed: int, root: Path) -> None:
         archive(out, run_dir(kept_root(suite), stem, seed))
 
 
+def mpiexec() -> str:
+    """The mpiexec beside this Python (the venv's MPI), else the first on PATH."""
+    return shutil.which("mpiexec", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+
+
 def train_config(config: str, out: Path, ranks: int, sets: list[str]) -> None:
     """Train (or resume) CONFIG into OUT under `mpiexec -n RANKS`, its output in OUT's sibling
     OUT.out; raise SystemExit naming that file when the run fails."""
     if STOPPING.is_set():
         return
-    mpiexec = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    cmd = [mpiexec, "-n", str(ranks), sys.executable, "-m", "mpi_es", config, "--out-dir", str(out)]
+    cmd = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "mpi_es", config,
+           "--out-dir", str(out)]
     for item in sets:
         cmd += ["--set", item]
     print("+", " ".join(cmd), flush=True)
@@ -167,8 +172,7 @@ def bench(run: Path, ranks: int) -> dict:
     ckpt = run / "checkpoint.h5"
     if out.exists() and (not ckpt.exists() or out.stat().st_mtime >= ckpt.stat().st_mtime):
         return json.loads(out.read_text())
-    mpiexec = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    cmd = [mpiexec, "-n", str(ranks), sys.executable, "-m", "mpi_es", "bench",
+    cmd = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "mpi_es", "bench",
            str(run / "config.yaml"), "--checkpoint", str(run / "checkpoint.h5"),
            "--generations", "1", "--no-keras", "--json", str(out),
            "--set", f"out_dir={run / 'bench-scratch'}"]

@@ -182,7 +182,8 @@ def section_lines(section: dict) -> list[str]:
     for r in results:
         for seed, s in r["per_seed"].items():
             lines.append(f"- {r['label']} {seed}: {millions(s['steps'])}"
-                         f", best check {fmt(s['best_check'])}, {s['steps_run'] / 1e6:.2f}M steps run")
+                         f", best check {fmt(s['best_check'])}, "
+                         f"{s['steps_run'] / 1e6:.2f}M steps run")
     lines += ["", "The model against the measurement (the bench of each configuration's final "
               "policy, on this machine):", ""]
     for r in results:
@@ -190,7 +191,8 @@ def section_lines(section: dict) -> list[str]:
         lines.append(f"- {r['label']}: one generation of population {b['population_benched']} on "
                      f"{b['ranks']} ranks measured {b['measured_generation_s']:.2f} s, predicted "
                      f"{fmt(b['predicted_generation_s'], ' s', 2)}")
-    lines += ["", f"![predicted minutes to {target:g} against ranks](scaling/{section['name']}.png)",
+    figure = f"scaling/{section['name']}.png"
+    lines += ["", f"![predicted minutes to {target:g} against ranks]({figure})",
               ""]
     return lines
 
