@@ -205,7 +205,10 @@ def steps_to_threshold(rows: list[dict], threshold: float) -> int | None:
 
 
 def finished(rows: list[dict], budget: float, threshold: float) -> bool:
-    """Did the run reach its budget, or its stop.eval_return at the last check?"""
+    """Did the run reach its budget, or its stop.eval_return at the last check? (A run stopped
+    before its first generation has no rows.)"""
+    if not rows:
+        return False
     last = rows[-1]
     return (int(last["TimestepsSoFar"]) >= budget
             or (last.get("TargetEvalMean") or "") != "" and float(last["TargetEvalMean"]) >= threshold)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import shlex
 import sys
 from pathlib import Path
 
@@ -301,7 +302,7 @@ def main() -> None:
         target = float(args.target)
     ranks = tuple(args.ranks)
     results = [analyse(label, runs, target, args.bench_ranks, ranks) for label, runs in configs]
-    command = "python benchmarks/time_to_score.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/time_to_score.py " + shlex.join(sys.argv[1:])
     write_section(args.section, args.title, results, target, ranks, command, args.docs,
                   args.published, rule)
     print(json.dumps(results, indent=1, default=str))

@@ -35,13 +35,17 @@ if not _cluster_up():
 pytestmark = pytest.mark.slurm
 
 
-# In one of two CI runs, MPI_Init failed under `srun --mpi=pmi2` across the two slurmd of this
-# host: "UCX ERROR failed to unpack address, invalid bandwidth 0.00" (as in pmodels/mpich#7417).
-# UCX rates a TCP interface by the speed the kernel reports, and this VM's eth0 reports -1
-# (ifb0/ifb1 none at all): an address can carry a zero bandwidth that its peer then refuses.
-# Both "nodes" are this one host, so the test jobs pin UCX to shared memory and loopback.
-# (libfabric's tcp provider instead hung in MPI_Init when a job was requeued.)
+# MPICH's UCX netmod publishes a ~4 KB address at MPI_Init, as PMI-1 `put` lines of 511 raw
+# bytes each; hex-encoded (zero runs compressed) a line is up to ~1,080 bytes. SLURM's pmi2
+# plugin reads a PMI-1 request with one read() of at most 1,024 bytes (its pmi1.c), so a line
+# with few zero bytes is cut: "mpi/pmi2: value not properly terminated in client request",
+# then "UCX ERROR failed to unpack address, invalid bandwidth 0.00", and the job hangs in
+# MPI_Init. It failed CI once in a few runs. MPICH's libfabric netmod (`MPIR_CVAR_CH4_NETMOD=ofi`)
+# publishes a 72-byte address instead: docs/clusters.md gives users the same advice.
+# For the other MPIs, UCX is pinned to shared memory and loopback: both "nodes" are this host.
 TRANSPORT = {"UCX_TLS": "self,sm,tcp", "UCX_NET_DEVICES": "lo"}
+if mpi_flavor() == "mpich":
+    TRANSPORT = {"MPIR_CVAR_CH4_NETMOD": "ofi"}
 
 
 def slurm_env(**extra) -> dict:

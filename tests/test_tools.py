@@ -217,6 +217,7 @@ def test_paper_table_counts_steps_to_the_ten_episode_checks_only():
     assert table.finished(rows, budget=30, threshold=500)          # reached its budget
     assert table.finished(rows, budget=1e6, threshold=500)         # its last check passed
     assert not table.finished(rows[:2], budget=1e6, threshold=500)  # stopped before its end
+    assert not table.finished([], budget=1e6, threshold=500)        # stopped before its first
 
 
 def test_a_table_keeps_the_rows_of_tasks_whose_runs_it_does_not_have(tmp_path, monkeypatch):
