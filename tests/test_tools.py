@@ -334,3 +334,14 @@ def test_time_to_score_predicts_from_a_kept_run_without_its_checkpoint(tmp_path,
     page = (docs / "scaling.md").read_text()
     assert page.index("## Toy to -1e9") > page.index("## Another") > page.index("## Ant\n") > 0
     assert "| minutes at 1440 ranks (efficiency) |\n" in page[page.index("## Another"):]
+
+
+def test_side_by_side_times_every_generation_but_the_first_and_tables_the_lead(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import side_by_side
+    rate = side_by_side.mpi_es_rate("InvertedPendulum-v5", population=4, generations=3, ranks=1)
+    # the first generation (start-up) is left out: 2 generations of 4 episodes
+    assert 2 * 4 <= rate["steps"] <= 2 * 4 * 1000 and rate["seconds"] > 0
+    results = {"Ant-v5": {"mpi_es": {"steps_per_s": 4000.0},
+                          "EvoTorch GymNE": {"steps_per_s": 2000.0}}}
+    assert side_by_side.markdown_table(results)[2] == "| Ant-v5 | 4,000 | 2,000 (2.00x) |"
