@@ -218,6 +218,24 @@ def test_two_node_job_is_bit_identical_to_one_rank(tmp_path):
 
 
 @pytest.mark.every_mpi
+def test_the_job_script_gives_mpich_its_libfabric_netmod_under_srun_pmi2(tmp_path):
+    """No netmod chosen: the script picks MPICH's libfabric one (short PMI lines, see
+    TRANSPORT) and says so, and the two-node job is still one rank's result. Only MPICH has
+    the variable: under the other MPIs the script leaves the environment alone."""
+    out = tmp_path / "run"
+    output = tmp_path / "job.out"
+    env = slurm_env(**launcher_env())
+    env.pop("MPIR_CVAR_CH4_NETMOD", None)
+    job = sbatch("--nodes=2", "--ntasks-per-node=2", f"--output={output}", "jobs/train.sbatch",
+                 str(REFERENCE / "mirrored-adam.yaml"), "--out-dir", str(out), env=env)
+    info, = wait_done(job)
+    text = output.read_text()
+    assert info["JobState"] == "COMPLETED", text
+    assert ("mpi_es: MPIR_CVAR_CH4_NETMOD=ofi" in text) == (mpi_flavor() == "mpich"), text
+    assert digests(out / "checkpoint.h5") == DIGESTS["mirrored-adam"]
+
+
+@pytest.mark.every_mpi
 def test_one_noise_table_per_node_by_the_recommended_launcher():
     """srun (pmi2 for MPICH and Intel MPI, pmix for Open MPI) with two ranks on each of two
     nodes: each node holds one table, mapped by both its ranks (Open MPI's ranks see no shared

@@ -49,6 +49,19 @@ trap 'forward INT' INT
 open_mpi=0
 if [ "$launcher" = mpiexec ] && mpiexec --version 2>&1 | grep -qiE "open mpi|openrte"; then open_mpi=1; fi
 
+# MPICH's UCX netmod sends its ~4 KB address through PMI-1 lines that SLURM's pmi2 plugin can
+# cut at 1,024 bytes, and the job then hangs in MPI_Init (docs/clusters.md). Where the MPICH has
+# its libfabric netmod too (the PyPI wheel), use that, unless a netmod was chosen already.
+if [ "$launcher" = srun ] && [ "$srun_mpi" = pmi2 ] && [ -z "${MPIR_CVAR_CH4_NETMOD:-}" ]; then
+    device=$("$python" -c 'import mpi4py; mpi4py.rc.initialize = False
+from mpi4py import MPI; print(MPI.Get_library_version())' 2>/dev/null | grep -i "^MPICH Device")
+    case "$device" in
+        *ucx*ofi*|*ofi*ucx*)
+            export MPIR_CVAR_CH4_NETMOD=ofi
+            echo "mpi_es: MPIR_CVAR_CH4_NETMOD=ofi (MPICH's UCX address can be cut by srun --mpi=pmi2)" ;;
+    esac
+fi
+
 if [ -n "$pending" ]; then
     # Asked to stop before anything ran: the last checkpoint (if any) is where the next start
     # resumes, as after a stop.
