@@ -30,6 +30,8 @@ from pathlib import Path
 
 from paper_table import DATA, REPO, mpiexec
 
+from mpi_es.blas import THREAD_VARIABLES
+
 CONFIG = "jobs/halfcheetah.yaml"       # the notebook's 256-256 tanh, Adam, observation filter
 
 EVOTORCH = r"""
@@ -61,9 +63,7 @@ print(json.dumps({"steps": int(steps), "seconds": seconds}))
 
 
 def one_thread_env() -> dict:
-    env = dict(os.environ)
-    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    return env
+    return {**os.environ, **dict.fromkeys(THREAD_VARIABLES, "1")}
 
 
 def mpi_es_rate(env_id: str, population: int, generations: int, ranks: int) -> dict:
@@ -132,6 +132,7 @@ def main() -> None:
     passes = kept.get("passes", []) if all(kept.get(k) == v for k, v in settings.items()) else []
     args.json.write_text(json.dumps({**settings, "passes": passes + [results]}, indent=1) + "\n")
     print("\n".join(markdown_table(results)))
+
 
 if __name__ == "__main__":
     main()

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.slurm
 # with few zero bytes is cut: "mpi/pmi2: value not properly terminated in client request",
 # then "UCX ERROR failed to unpack address, invalid bandwidth 0.00", and the job hangs in
 # MPI_Init. It failed CI once in a few runs. MPICH's libfabric netmod (`MPIR_CVAR_CH4_NETMOD=ofi`)
-# publishes a 72-byte address instead: docs/clusters.md gives users the same advice.
+# publishes a 72-byte address instead; the job script picks it for users (docs/clusters.md).
 # For the other MPIs, UCX is pinned to shared memory and loopback: both "nodes" are this host.
 TRANSPORT = {"UCX_TLS": "self,sm,tcp", "UCX_NET_DEVICES": "lo"}
 if mpi_flavor() == "mpich":
