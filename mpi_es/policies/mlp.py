@@ -14,6 +14,8 @@ from .base import PolicyFamily, is_image, register
 
 LRELU_SLOPE = 0.2  # tf.nn.leaky_relu's default, which the notebook used
 
+# Each writes its result into x: the batched forward pass keeps its layers in fixed buffers.
+
 
 def _tanh(x: np.ndarray) -> np.ndarray:
     return np.tanh(x, out=x)
@@ -28,7 +30,8 @@ def _lrelu(x: np.ndarray) -> np.ndarray:
 
 
 def _elu(x: np.ndarray) -> np.ndarray:
-    return np.where(x > 0, x, np.expm1(np.minimum(x, 0))).astype(x.dtype, copy=False)
+    x[...] = np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+    return x
 
 
 NONLINEARITIES = {"tanh": _tanh, "relu": _relu, "lrelu": _lrelu, "elu": _elu}
@@ -161,6 +164,11 @@ class MlpLanes:
         self.thetas = np.zeros((count, spec.num_params), np.float32)
         self._layers = spec.unflatten_rows(self.thetas)
         self._ob_buffer = np.empty((count, spec.ob_dim), np.float64)
+        # Each layer's input as (count, 1, in) float32, the last layer's output (count, 1, out):
+        # products and biases go into these in place, so a forward pass allocates nothing.
+        self._inputs = [np.empty((count, 1, i), np.float32) for i, _ in spec.layer_shapes]
+        self._output = np.empty((count, 1, spec.layer_shapes[-1][1]), np.float32)
+        self._views: dict[int, list] = {}
         self.set_obstat(obstat)
 
     def set_theta(self, row: int, theta: np.ndarray) -> None:
@@ -184,9 +192,22 @@ class MlpLanes:
         self._ob_mean = np.asarray(ob_mean, np.float64)
         self._ob_inv_std = 1.0 / np.asarray(ob_std, np.float64)
 
+    def _rows(self, n: int) -> list:
+        """For n rows: per layer (input (n, 1, in), W (n, in, out), b (n, out) or None,
+        destination (n, 1, out), destination as (n, out)); made once per n."""
+        views = self._views.get(n)
+        if views is None:
+            destinations = self._inputs[1:] + [self._output]
+            views = self._views[n] = [
+                (x[:n], w[:n], None if b is None else b[:n], d[:n], d[:n, 0, :])
+                for x, (w, b), d in zip(self._inputs, self._layers, destinations)]
+        return views
+
     def scores(self, obs: np.ndarray) -> np.ndarray:
-        """The output layer (n, outputs) for observations (n, ob_dim)."""
+        """The output layer (n, outputs) for observations (n, ob_dim), a new array."""
         n = len(obs)
+        rows = self._rows(n)
+        first = rows[0][0][:, 0, :]
         if self._ob_mean is not None:
             # (ob - mean) / std, clipped to +-5 by the ES filter, in place
             x = np.subtract(obs, self._ob_mean, out=self._ob_buffer[:n])
@@ -194,26 +215,26 @@ class MlpLanes:
             if self.spec.obs_filter == "es":
                 np.maximum(x, -5.0, out=x)
                 np.minimum(x, 5.0, out=x)
-            x = x.astype(np.float32)
+            first[...] = x                     # to float32, rounded as astype rounds
         else:
-            x = np.asarray(obs, dtype=np.float32)
-        last = len(self._layers) - 1
+            first[...] = obs
+        last = len(rows) - 1
         if n == 1:      # one row: plain vector-matrix products, the same kernel, less overhead
-            x = x[0]
-            for k, (w, b) in enumerate(self._layers):
+            x = first[0]
+            for k, (_, w, b, _, _) in enumerate(rows):
                 x = x @ w[0]
                 if b is not None:
                     x += b[0]
                 if k < last:
                     x = self._nonlin(x)
             return x[None]
-        for k, (w, b) in enumerate(self._layers):
-            x = np.matmul(x[:, None, :], w[:n])[:, 0, :]
+        for k, (x, w, b, out, flat) in enumerate(rows):
+            np.matmul(x, w, out=out)
             if b is not None:
-                x += b[:n]
+                np.add(flat, b, out=flat)
             if k < last:
-                x = self._nonlin(x)
-        return x
+                self._nonlin(flat)
+        return flat.copy()
 
     def act(self, obs: np.ndarray):
         """Noise-free actions, one per row: an array (n, ac_dim), or a list for discrete
