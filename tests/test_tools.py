@@ -345,3 +345,35 @@ def test_side_by_side_times_every_generation_but_the_first_and_tables_the_lead(m
     results = {"Ant-v5": {"mpi_es": {"steps_per_s": 4000.0},
                           "EvoTorch GymNE": {"steps_per_s": 2000.0}}}
     assert side_by_side.markdown_table(results)[2] == "| Ant-v5 | 4,000 | 2,000 (2.00x) |"
+
+
+@pytest.mark.parametrize("vbn", [False, True])
+def test_stacked_cnns_score_each_observation_as_its_own_network(vbn, monkeypatch):
+    """benchmarks/cnn_lanes.py times CNN lanes as one stacked product per layer; its figures
+    mean something only if each row is exactly what that network alone computes."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import cnn_lanes
+    from mpi_es.policies.cnn import CnnPolicy, CnnSpec
+    rng = np.random.default_rng(3)
+    spec = CnnSpec((2, 42, 46), num_actions=4, vbn=vbn)
+    reference = rng.integers(0, 256, (6, 2, 42, 46), dtype=np.uint8) if vbn else None
+    policies = [CnnPolicy(spec, spec.init_theta(rng)
+                          + rng.normal(0, 0.3, spec.num_params).astype(np.float32), reference)
+                for _ in range(3)]
+    obs = rng.integers(0, 256, (3, 2, 42, 46), dtype=np.uint8)
+    stacked = cnn_lanes.StackedCnns(policies).scores(obs)
+    for k, policy in enumerate(policies):
+        np.testing.assert_array_equal(stacked[k], policy.scores(obs[k]))
+    assert not np.array_equal(stacked[0], stacked[1])
+
+
+def test_cnn_lanes_measures_pong(capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import cnn_lanes
+    cnn_lanes.main([str(REPO / "jobs" / "pong.yaml"), "--lanes", "2", "--rounds", "3",
+                    "--passes", "1", "--set", "model.vbn_batch=8"])
+    out = capsys.readouterr().out
+    assert "PongNoFrameskip-v4, CNN, 2 lanes" in out
+    assert "stacked scores bit-identical to each network's own: yes" in out
+    for line in ("env step alone", "forward pass, one network at a time", "play, 2 networks"):
+        assert line in out
