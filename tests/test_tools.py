@@ -2,6 +2,8 @@
 import importlib.util
 import json
 import os
+import shlex
+import sys
 
 import numpy as np
 import pytest
@@ -377,3 +379,73 @@ def test_cnn_lanes_measures_pong(capsys, monkeypatch):
     assert "stacked scores bit-identical to each network's own: yes" in out
     for line in ("env step alone", "forward pass, one network at a time", "play, 2 networks"):
         assert line in out
+
+
+def test_long_runs_takes_each_command_once_in_order_and_skips_what_is_done(tmp_path,
+                                                                          monkeypatch):
+    """Two workers share the queue: every command runs exactly once, in the file's order, a
+    failing one does not stop the others and is tried again next time, and a
+    second start skips what exited 0."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import long_runs
+    log = tmp_path / "log"
+
+    def line(name, code="", rc=0):
+        script = (f"import sys, time; open({str(log)!r}, 'a').write('{name}\\n'); {code}"
+                  f"sys.exit({rc})")
+        return f"python -c {shlex.quote(script)}"
+    queue = tmp_path / "q.txt"
+    queue.write_text("\n".join([
+        "# a comment", "", line("a", "time.sleep(2); "), line("b"), line("bad", rc=3),
+        line("c"), line("d")]) + "\n")
+    runs = tmp_path / "runs"
+    assert long_runs.main(["--file", str(queue), "--runs", str(runs), "--workers", "2"]) == 1
+    started = log.read_text().split()
+    assert sorted(started) == ["a", "b", "bad", "c", "d"]
+    assert started.index("b") < started.index("c") < started.index("d")   # a holds a worker
+    assert len(list((runs / "queue").glob("*.done"))) == 4
+    outputs = list((runs / "queue").glob("*.out"))
+    assert len(outputs) == 5 and all("=== " in out.read_text() for out in outputs)
+    log.unlink()
+    assert long_runs.main(["--file", str(queue), "--runs", str(runs), "--workers", "2"]) == 1
+    assert log.read_text().split() == ["bad"]
+
+
+def test_long_runs_refuses_a_second_queue_on_the_same_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import fcntl
+    import long_runs
+    state = tmp_path / "queue"
+    state.mkdir()
+    with open(state / "queue.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        queue = tmp_path / "q.txt"
+        queue.write_text("python -c pass\n")
+        assert long_runs.main(["--file", str(queue), "--runs", str(tmp_path)]) == 1
+    assert "another queue is running" in capsys.readouterr().err
+
+
+def test_long_runs_stops_its_commands_on_sigterm_and_leaves_them_not_done(tmp_path):
+    import signal
+    import subprocess
+    import time
+    pid_file = tmp_path / "pid"
+    script = (f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+              f"time.sleep(60)")
+    queue = tmp_path / "q.txt"
+    queue.write_text(f"python -c {shlex.quote(script)}\n")
+    runs = tmp_path / "runs"
+    process = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "long_runs.py"),
+                                "--file", str(queue), "--runs", str(runs)],
+                               stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 75
+    assert "queue: stopped" in process.stdout.read()
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
+    assert not list((runs / "queue").glob("*.done"))
