@@ -50,6 +50,12 @@ def first_reaching(rows: list[dict], target: float) -> tuple[int, int] | None:
     return None
 
 
+def checks(rows: list[dict]) -> list[tuple[int, float]]:
+    """(timesteps, mean) of every 10-episode check: the learning curve."""
+    return [(int(r["TimestepsSoFar"]), float(r["TargetEvalMean"])) for r in rows
+            if r.get("TargetEvalMean") not in ("", None, "nan")]
+
+
 def best_check(rows: list[dict]) -> float | None:
     values = [float(r["TargetEvalMean"]) for r in rows
               if r.get("TargetEvalMean") not in ("", None, "nan")]
@@ -109,6 +115,7 @@ def analyse(label: str, runs: list[Path], target: float, bench_ranks: int,
     for run, rows in logs.items():
         reached = first_reaching(rows, target)
         seed = {"steps_run": int(rows[-1]["TimestepsSoFar"]), "best_check": best_check(rows),
+                "checks": checks(rows),
                 "steps": reached[0] if reached else None,
                 "generations": reached[1] if reached else None,
                 "minutes": {str(n): minutes_to(rows, reached[1], per_rank[n][0],
@@ -193,8 +200,12 @@ def section_lines(section: dict) -> list[str]:
                      f"{b['ranks']} ranks measured {b['measured_generation_s']:.2f} s, predicted "
                      f"{fmt(b['predicted_generation_s'], ' s', 2)}")
     figure = f"scaling/{section['name']}.png"
-    lines += ["", f"![predicted minutes to {target:g} against ranks]({figure})",
-              ""]
+    lines += ["", f"![predicted minutes to {target:g} against ranks]({figure})", ""]
+    if any(s.get("checks") for r in results for s in r["per_seed"].values()):
+        lines += ["The learning curves: every 10-episode noise-free check of every seed, "
+                  "the target dashed.", "",
+                  f"![10-episode checks against steps](scaling/{section['name']}-curves.png)",
+                  ""]
     return lines
 
 
@@ -231,6 +242,7 @@ def write_section(name: str, title: str, results: list[dict], target: float,
     out.write_text(json.dumps(section, indent=1, default=str) + "\n")
     (docs / "scaling").mkdir(exist_ok=True)
     plot(results, target, ranks, docs / "scaling" / f"{name}.png")
+    plot_curves(results, target, docs / "scaling" / f"{name}-curves.png")
     write_page(docs)
 
 
@@ -251,6 +263,35 @@ def plot(results: list[dict], target: float, ranks: tuple[int, ...], out: Path) 
     ax.minorticks_off()
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def plot_curves(results: list[dict], target: float, out: Path) -> None:
+    """Each configuration's checks against steps, a colour per configuration, a marker per
+    seed; nothing when no run has a check."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    if not any(s.get("checks") for r in results for s in r["per_seed"].values()):
+        return
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    markers = "osD^v<>"
+    for k, r in enumerate(results):
+        colour = f"C{k}"
+        for m, (seed, s) in enumerate(sorted(r["per_seed"].items())):
+            points = s.get("checks") or []
+            if points:
+                steps, means = zip(*points)
+                ax.plot([x / 1e6 for x in steps], means, color=colour,
+                        marker=markers[m % len(markers)], markersize=4, linewidth=1,
+                        label=f"{r['label']} {seed}")
+    ax.axhline(target, color="black", linestyle="--", linewidth=1, label=f"target {target:g}")
+    ax.set_xlabel("environment steps (millions)")
+    ax.set_ylabel("10-episode check (mean return)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)

@@ -328,6 +328,12 @@ def test_time_to_score_predicts_from_a_kept_run_without_its_checkpoint(tmp_path,
     assert "## Toy to -1e9" in page and "| toy | 20 | 1 |" in page
     assert "- Fastest to -1e+09 at 256 ranks: toy (" in page
     assert (docs / "scaling" / "toy-study.png").stat().st_size > 1000
+    assert seed["checks"] == [(int(r["TimestepsSoFar"]), float(r["TargetEvalMean"]))
+                              for r in runlog.read(run / "log.csv")
+                              if r["TargetEvalMean"] not in ("", "nan")]
+    assert len(seed["checks"]) == 1         # the run stops at its first check, generation 2
+    assert (docs / "scaling" / "toy-study-curves.png").stat().st_size > 1000
+    assert "](scaling/toy-study-curves.png)" in page
     # the headline sections first (SECTION_ORDER), the rest by name
     time_to_score.write_section("ant-population", "Ant", [result], -1e9, (1440,), "cmd", docs,
                                 None, None)
