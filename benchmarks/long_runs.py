@@ -5,8 +5,9 @@ Each line of the queue file is one command, usually a benchmarks/ driver for one
 in it becomes --runs. A worker takes the first command no worker has taken, runs it (its
 output appended to <runs>/queue/<key>.out) and takes the next, so no core idles while work is
 left. A command that exits 0 is marked done and skipped from then on; one that fails is
-reported and left for the next start. The drivers resume unfinished runs and skip finished
-ones, so after a stop (or a new session) the same command picks up where the queue was:
+reported and left for the next start. The file is read again at each take, so it can be edited
+while the queue runs. The drivers resume unfinished runs and skip finished ones, so after a
+stop (or a new session) the same command picks up where the queue was:
 
     nohup nice -n 10 python benchmarks/long_runs.py --workers 2 --runs /work/runs &
 
@@ -60,9 +61,9 @@ def key(command: str) -> str:
 
 
 class Queue:
-    def __init__(self, commands: list[str], state: Path):
-        self.commands, self.state = commands, state
-        self.next = 0
+    def __init__(self, read, state: Path):
+        self.read, self.state = read, state        # read(): the queue file's commands, now
+        self.taken: set[str] = set()
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.running: dict[str, subprocess.Popen] = {}
@@ -72,11 +73,14 @@ class Queue:
         return self.state / f"{key(command)}.done"
 
     def take(self) -> str | None:
+        """The first command not done and not taken before by this queue; the file is read
+        again each time, so an edit (a run added, the order changed) applies to the next take."""
         with self.lock:
-            while self.next < len(self.commands) and not self.stopping.is_set():
-                command = self.commands[self.next]
-                self.next += 1
-                if not self.done_file(command).exists():
+            if self.stopping.is_set():
+                return None
+            for command in self.read():
+                if command not in self.taken and not self.done_file(command).exists():
+                    self.taken.add(command)
                     return command
             return None
 
@@ -121,7 +125,15 @@ def main(argv=None) -> int:
                         help="where the runs go ({runs} in the queue file); outside the repo")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
-    commands = read_queue(args.file, args.runs.resolve())
+    last: list[str] = []
+
+    def read() -> list[str]:
+        try:
+            last[:] = read_queue(args.file, args.runs.resolve())
+        except OSError as exc:           # caught mid-edit: the last list read
+            print(f"queue: cannot read {args.file} ({exc}); using the last one", flush=True)
+        return list(last)
+    commands = read()
     state = args.runs.resolve() / "queue"
     state.mkdir(parents=True, exist_ok=True)
     holder = open(state / "queue.lock", "w")
@@ -130,7 +142,7 @@ def main(argv=None) -> int:
     except BlockingIOError:
         print(f"queue: another queue is running on {state}", file=sys.stderr)
         return 1
-    queue = Queue(commands, state)
+    queue = Queue(read, state)
     signal.signal(signal.SIGTERM, queue.stop)
     signal.signal(signal.SIGINT, queue.stop)
     left = sum(not queue.done_file(c).exists() for c in commands)

@@ -390,8 +390,8 @@ def test_cnn_lanes_measures_pong(capsys, monkeypatch):
 def test_long_runs_takes_each_command_once_in_order_and_skips_what_is_done(tmp_path,
                                                                           monkeypatch):
     """Two workers share the queue: every command runs exactly once, in the file's order, a
-    failing one does not stop the others and is tried again next time, and a
-    second start skips what exited 0."""
+    line added while the queue runs is run too, a failing command does not stop the others and
+    is tried again next time, and a second start skips what exited 0."""
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     import long_runs
     log = tmp_path / "log"
@@ -401,17 +401,19 @@ def test_long_runs_takes_each_command_once_in_order_and_skips_what_is_done(tmp_p
                   f"sys.exit({rc})")
         return f"python -c {shlex.quote(script)}"
     queue = tmp_path / "q.txt"
+    added = line("e") + "\n"            # b adds e to the file while the queue runs
     queue.write_text("\n".join([
-        "# a comment", "", line("a", "time.sleep(2); "), line("b"), line("bad", rc=3),
+        "# a comment", "", line("a", "time.sleep(2); "),
+        line("b", f"open({str(queue)!r}, 'a').write({added!r}); "), line("bad", rc=3),
         line("c"), line("d")]) + "\n")
     runs = tmp_path / "runs"
     assert long_runs.main(["--file", str(queue), "--runs", str(runs), "--workers", "2"]) == 1
     started = log.read_text().split()
-    assert sorted(started) == ["a", "b", "bad", "c", "d"]
+    assert sorted(started) == ["a", "b", "bad", "c", "d", "e"]
     assert started.index("b") < started.index("c") < started.index("d")   # a holds a worker
-    assert len(list((runs / "queue").glob("*.done"))) == 4
+    assert len(list((runs / "queue").glob("*.done"))) == 5
     outputs = list((runs / "queue").glob("*.out"))
-    assert len(outputs) == 5 and all("=== " in out.read_text() for out in outputs)
+    assert len(outputs) == 6 and all("=== " in out.read_text() for out in outputs)
     log.unlink()
     assert long_runs.main(["--file", str(queue), "--runs", str(runs), "--workers", "2"]) == 1
     assert log.read_text().split() == ["bad"]
