@@ -44,12 +44,9 @@ class StackedCnns:
         x = cnn._blocks(obs, cnn.CONVS[0][2], channels_first=self.channels_first)
         for k, (w, b) in enumerate(self.hidden):
             if k < len(cnn.CONVS):
-                # (n, Hb, Wb, F) @ (n, 1, F, 4 out): a product per image row, as one network's
-                # (Hb, Wb, F) @ (F, 4 out) does, so each row sums in the same order
-                z = np.matmul(x, w[:, None])
-                z = z.reshape(*z.shape[:-1], 2, 2, -1)
-                x = (z[..., :-1, :-1, 0, 0, :] + z[..., :-1, 1:, 0, 1, :]
-                     + z[..., 1:, :-1, 1, 0, :] + z[..., 1:, 1:, 1, 1, :])
+                # tiles (n, Hb, Wb, F) @ (n, 1, F, 4 out): a product per image row, as one
+                # network's (Hb, Wb, F) @ (F, 4 out) does, so each row sums in the same order
+                x = cnn._conv(x, w[:, None])
                 x += b[:, None, None, :]
                 np.maximum(x, 0, out=x)
                 if k + 1 < len(cnn.CONVS):

@@ -57,8 +57,7 @@ def checks(rows: list[dict]) -> list[tuple[int, float]]:
 
 
 def best_check(rows: list[dict]) -> float | None:
-    values = [float(r["TargetEvalMean"]) for r in rows
-              if r.get("TargetEvalMean") not in ("", None, "nan")]
+    values = [mean for _, mean in checks(rows)]
     return max(values) if values else None
 
 

@@ -168,7 +168,7 @@ class MlpLanes:
         # products and biases go into these in place, so a forward pass allocates nothing.
         self._inputs = [np.empty((count, 1, i), np.float32) for i, _ in spec.layer_shapes]
         self._output = np.empty((count, 1, spec.layer_shapes[-1][1]), np.float32)
-        self._views: dict[int, list] = {}
+        self._views: dict[int, tuple] = {}
         self.set_obstat(obstat)
 
     def set_theta(self, row: int, theta: np.ndarray) -> None:
@@ -192,22 +192,22 @@ class MlpLanes:
         self._ob_mean = np.asarray(ob_mean, np.float64)
         self._ob_inv_std = 1.0 / np.asarray(ob_std, np.float64)
 
-    def _rows(self, n: int) -> list:
-        """For n rows: per layer (input (n, 1, in), W (n, in, out), b (n, out) or None,
-        destination (n, 1, out), destination as (n, out)); made once per n."""
+    def _rows(self, n: int) -> tuple[np.ndarray, list]:
+        """For n rows: the first layer's input as (n, in), and per layer (input (n, 1, in),
+        W (n, in, out), b (n, out) or None, destination (n, 1, out), destination as (n, out));
+        made once per n."""
         views = self._views.get(n)
         if views is None:
             destinations = self._inputs[1:] + [self._output]
-            views = self._views[n] = [
+            views = self._views[n] = (self._inputs[0][:n, 0, :], [
                 (x[:n], w[:n], None if b is None else b[:n], d[:n], d[:n, 0, :])
-                for x, (w, b), d in zip(self._inputs, self._layers, destinations)]
+                for x, (w, b), d in zip(self._inputs, self._layers, destinations)])
         return views
 
     def scores(self, obs: np.ndarray) -> np.ndarray:
         """The output layer (n, outputs) for observations (n, ob_dim), a new array."""
         n = len(obs)
-        rows = self._rows(n)
-        first = rows[0][0][:, 0, :]
+        first, rows = self._rows(n)
         if self._ob_mean is not None:
             # (ob - mean) / std, clipped to +-5 by the ES filter, in place
             x = np.subtract(obs, self._ob_mean, out=self._ob_buffer[:n])
