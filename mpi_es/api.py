@@ -3,7 +3,7 @@
     import mpi_es
     policy = mpi_es.load("runs/ant")                 # a run directory, checkpoint or snapshot
     action = policy.act(observation)
-    result = mpi_es.train("jobs/ant.yaml", out_dir="runs/mine", overrides={"seed": 3})
+    result = mpi_es.train("jobs/ant_laptop.yaml", out_dir="runs/mine", overrides={"seed": 3})
 
 `train` and `evaluate` behave under `mpiexec -n N python my_script.py` as the command line does
 (every rank calls them; results are bit-identical for any N). Exit statuses become exceptions:

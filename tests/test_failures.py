@@ -159,6 +159,10 @@ def test_check_predicts_a_launch_it_does_not_make(tmp_path):
     assert "s per generation on 64 ranks, 100% efficiency" in enough.stdout
     bad = run_serial("check", "jobs/ant_laptop.yaml", "--ranks", "0", *out)
     assert bad.returncode == 2 and "--ranks must be at least 1" in bad.stderr
+    flagship = run_serial("check", "jobs/ant.yaml", "--ranks", "64", *out)   # sized for 64
+    assert flagship.returncode == 0 and "warning" not in flagship.stdout, flagship.stdout
+    assert "about 10.0 noise vectors per rank per generation" in flagship.stdout
+    assert "s per generation on 64 ranks, 100% efficiency" in flagship.stdout
 
 
 def test_check_command(tmp_path):
