@@ -161,6 +161,8 @@ def fastest(results: list[dict], n: int, min_efficiency: float = 0.0) -> dict | 
 def section_lines(section: dict) -> list[str]:
     results, target, ranks = section["results"], section["target"], section["ranks"]
     lines = [f"## {section['title']}", "", f"Made by `{section['command']}`."]
+    if section.get("setup"):
+        lines += ["", section["setup"]]
     if section.get("target_rule"):
         lines += ["", section["target_rule"]]
     lines += ["", "| configuration | population | seeds | steps to it (median) | "
@@ -232,10 +234,10 @@ def write_page(docs: Path) -> None:
 
 def write_section(name: str, title: str, results: list[dict], target: float,
                   ranks: tuple[int, ...], command: str, docs: Path, published: str | None,
-                  target_rule: str | None) -> None:
+                  target_rule: str | None, setup: str | None = None) -> None:
     section = {"name": name, "title": title, "target": target, "ranks": list(ranks),
                "command": command, "published": published, "target_rule": target_rule,
-               "results": results}
+               "setup": setup, "results": results}
     out = docs / "data" / "scaling" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(section, indent=1, default=str) + "\n")
@@ -318,9 +320,9 @@ def main() -> None:
     args = parser.parse_args()
     configs: list[tuple[str, list[Path]]] = []
     if args.study == "population":
-        from population_study import CANDIDATES
+        from population_study import CANDIDATES, DROPPED
         from paper_table import DATA
-        for name in CANDIDATES:
+        for name in (n for n in CANDIDATES if n not in DROPPED):
             seeds = {}
             for root in (DATA / "population", args.root):     # a kept, finished run wins
                 for run in sorted((root / name).glob("seed*/")):
@@ -332,6 +334,10 @@ def main() -> None:
         configs.append((label, [Path(d) for d in dirs.split(",")]))
     if not configs:
         parser.error("nothing to analyse: give --study or --runs")
+    setup = None
+    if args.study == "population":
+        from population_study import describe
+        setup = describe()
     rule = None
     if args.target == "auto":
         target = common_target(configs)
@@ -344,7 +350,7 @@ def main() -> None:
     results = [analyse(label, runs, target, args.bench_ranks, ranks) for label, runs in configs]
     command = "python benchmarks/time_to_score.py " + shlex.join(sys.argv[1:])
     write_section(args.section, args.title, results, target, ranks, command, args.docs,
-                  args.published, rule)
+                  args.published, rule, setup)
     print(json.dumps(results, indent=1, default=str))
 
 

@@ -335,13 +335,18 @@ def test_time_to_score_predicts_from_a_kept_run_without_its_checkpoint(tmp_path,
     assert (docs / "scaling" / "toy-study-curves.png").stat().st_size > 1000
     assert "](scaling/toy-study-curves.png)" in page
     # the headline sections first (SECTION_ORDER), the rest by name
+    import population_study
     time_to_score.write_section("ant-population", "Ant", [result], -1e9, (1440,), "cmd", docs,
-                                None, None)
+                                None, None, population_study.describe())
     time_to_score.write_section("another", "Another", [result], -1e9, (1440,), "cmd", docs,
                                 None, None)
     page = (docs / "scaling.md").read_text()
     assert page.index("## Toy to -1e9") > page.index("## Another") > page.index("## Ant\n") > 0
     assert "| minutes at 1440 ranks (efficiency) |\n" in page[page.index("## Another"):]
+    ant = page[page.index("## Ant\n"):page.index("## Another")]     # the study says its setup
+    assert "pop640: population 640, Adam step 0.02, a check every 2 generations" in ant
+    assert "pop1280 (population 1280, Adam step 0.04) was left out: " in ant
+    assert "left out" not in page[page.index("## Another"):]
 
 
 def test_side_by_side_times_every_generation_but_the_first_and_tables_the_lead(monkeypatch):
