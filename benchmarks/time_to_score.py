@@ -213,6 +213,10 @@ def section_lines(section: dict) -> list[str]:
 def write_page(docs: Path) -> None:
     """docs/scaling.md from every kept section, in SECTION_ORDER, then by name."""
     kept = {p.stem: json.loads(p.read_text()) for p in (docs / "data" / "scaling").glob("*.json")}
+    for name, section in kept.items():
+        if "results" not in section:
+            raise SystemExit(f"docs/data/scaling/{name}.json is not a section of the scaling page "
+                             "(it has no 'results'); that directory holds sections only")
     names = [n for n in SECTION_ORDER if n in kept] + sorted(set(kept) - set(SECTION_ORDER))
     lines = ["# Time to a score at scale", "",
              "Predicted wall-clock minutes for a run to reach a return (the first 10-episode "

@@ -343,6 +343,9 @@ def test_time_to_score_predicts_from_a_kept_run_without_its_checkpoint(tmp_path,
     page = (docs / "scaling.md").read_text()
     assert page.index("## Toy to -1e9") > page.index("## Another") > page.index("## Ant\n") > 0
     assert "| minutes at 1440 ranks (efficiency) |\n" in page[page.index("## Another"):]
+    (docs / "data" / "scaling" / "stray.json").write_text("{}")     # not a section: named
+    with pytest.raises(SystemExit, match="stray.json is not a section of the scaling page"):
+        time_to_score.write_page(docs)
     ant = page[page.index("## Ant\n"):page.index("## Another")]     # the study says its setup
     assert "pop640: population 640, Adam step 0.02, a check every 2 generations" in ant
     assert "pop1280 (population 1280, Adam step 0.04) was left out: " in ant
