@@ -233,15 +233,27 @@ def earlier_rows(path: Path) -> dict[str, str]:
 EARLIER = " (earlier runs whose logs were not kept; to be rerun)"
 
 
+def kept_seeds(suite: dict, stem: str) -> set[int]:
+    """The seeds of a task whose finished runs are kept in docs/data."""
+    task_dir = kept_root(suite) / stem
+    return {int(d.name[4:]) for d in task_dir.glob("seed*")
+            if d.name[4:].isdigit() and (d / "eval.json").exists()}
+
+
 def report(suite_name: str, root: Path, seeds: list[int], docs: Path) -> None:
+    """Write the suite's table from every kept run and SEEDS' runs under ROOT: a call that
+    trained one seed still reports the seeds kept before it."""
     suite = SUITES[suite_name]
     budget_of = {stem: budget(suite, stem) for stem, _, _ in suite["tasks"].values()}
+    seeds_of = {stem: sorted(set(seeds) | kept_seeds(suite, stem))
+                for stem, _, _ in suite["tasks"].values()}
+    every_seed = sorted(set().union(*seeds_of.values()))
     earlier = earlier_rows(docs / suite["table"])
     lines = [
         f"# {suite['title']}",
         "",
         f"Made by `python benchmarks/paper_table.py --suite {suite_name} --ranks R "
-        f"--seeds {' '.join(map(str, seeds))}` (configs in `{suite['jobs']}/`; R, the ranks "
+        f"--seeds {' '.join(map(str, every_seed))}` (configs in `{suite['jobs']}/`; R, the ranks "
         "each run had, is in the table, from the runs' logs), from the finished runs kept in "
         f"`docs/data/{suite['figures']}/`. Every run stops at the first check (10 noise-free "
         "episodes, every `stop.eval_every` generations) whose mean reaches the threshold, or at "
@@ -261,7 +273,7 @@ def report(suite_name: str, root: Path, seeds: list[int], docs: Path) -> None:
     ]
     for task, (stem, threshold, paper_steps) in suite["tasks"].items():
         finals, reached, done, ran, ranks, runs = [], [], [], [], set(), []
-        for seed in seeds:
+        for seed in seeds_of[stem]:
             out = next((r for r in (run_dir(kept_root(suite), stem, seed), run_dir(root, stem, seed))
                         if (r / "eval.json").exists()), None)
             if out is None:

@@ -242,6 +242,27 @@ def test_a_table_keeps_the_rows_of_tasks_whose_runs_it_does_not_have(tmp_path, m
     assert (docs / "paper_table.md").read_text() == text
 
 
+def test_a_table_made_after_training_one_seed_counts_every_kept_seed(tmp_path, monkeypatch):
+    """The long-run queue trains one seed a call; the table that call writes still has the
+    seeds kept before it (it once showed only the seed just trained)."""
+    table = load_paper_table()
+    monkeypatch.setattr(table, "DATA", tmp_path / "data")
+    monkeypatch.setattr(table, "plot", lambda *args: None)
+    for seed, (final, check) in {0: (4401.5, "4412"), 2: (1969.5, "2000")}.items():
+        out = tmp_path / "data" / "ars" / "walker2d" / f"seed{seed}"
+        out.mkdir(parents=True)
+        (out / "eval.json").write_text(json.dumps({"return_mean": final}))
+        (out / "log.csv").write_text("Generation,TimestepsSoFar,TargetEvalMean,UniqueWorkers\n"
+                                     f"1,1000000,{check},1\n")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    table.report("ars", tmp_path / "runs", [1], docs)
+    text = (docs / "ars_table.md").read_text()
+    assert "--suite ars --ranks R --seeds 0 1 2`" in text
+    row = next(line for line in text.splitlines() if line.startswith("| Walker2d |"))
+    assert "| 1.00M, not reached | 3185.5 | 4401.5, 1969.5 | no (2 seeds) |" in row
+
+
 def test_every_shipped_job_config_is_valid():
     from mpi_es import config
     jobs = sorted((REPO / "jobs").rglob("*.yaml"))
