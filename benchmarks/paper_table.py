@@ -106,7 +106,7 @@ def keep_if_finished(suite: dict, stem: str, seed: int, root: Path) -> None:
         return
     _, threshold, _ = next(t for t in suite["tasks"].values() if t[0] == stem)
     if finished(read_log(out), budget(suite, stem), threshold):
-        evaluate(stem, seed, root)
+        evaluate(out)
         bench(out, 2)          # its generation at scale, for benchmarks/time_to_score.py
         archive(out, run_dir(kept_root(suite), stem, seed))
 
@@ -147,14 +147,19 @@ def train_config(config: str, out: Path, ranks: int, sets: list[str]) -> None:
         raise SystemExit(f"training {config} into {out} failed with exit {status}; see {log.name}")
 
 
-def evaluate(stem: str, seed: int, root: Path) -> dict:
-    out = run_dir(root, stem, seed)
+def evaluate(out: Path) -> dict:
+    """eval.json of the run's last checkpoint over 10 noise-free episodes (made once). The
+    driver trained the run from its own config, so the env's module (`module:Env` ids) is
+    allowed to load."""
+    import yaml
     result = out / "eval.json"
     checkpoint = out / "checkpoint.h5"
     if not result.exists() or result.stat().st_mtime < checkpoint.stat().st_mtime:
+        env_id = yaml.safe_load((out / "config.yaml").read_text())["env_id"]
+        allow = ["--allow-import", env_id.split(":")[0]] if ":" in env_id else []
         proc = subprocess.run([sys.executable, "-m", "mpi_es", "evaluate", str(checkpoint),
-                               "--episodes", "10", "--json"], cwd=REPO, capture_output=True,
-                              text=True, check=True)
+                               "--episodes", "10", "--json", *allow], cwd=REPO,
+                              capture_output=True, text=True, check=True)
         result.write_text(proc.stdout)
     return json.loads(result.read_text())
 

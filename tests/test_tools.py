@@ -3,6 +3,7 @@ import importlib.util
 import json
 import os
 import shlex
+import subprocess
 import sys
 
 import numpy as np
@@ -261,6 +262,28 @@ def test_a_table_made_after_training_one_seed_counts_every_kept_seed(tmp_path, m
     assert "--suite ars --ranks R --seeds 0 1 2`" in text
     row = next(line for line in text.splitlines() if line.startswith("| Walker2d |"))
     assert "| 1.00M, not reached | 3185.5 | 4401.5, 1969.5 | no (2 seeds) |" in row
+
+
+@pytest.mark.mpi
+def test_keep_run_keeps_a_finished_job_once(tmp_path):
+    """benchmarks/keep_run.py: the long runs without a table driver are kept in docs/data the
+    moment they finish (evaluated, benched, never the checkpoint), and not trained again."""
+    from conftest import run_env
+    cfg = write_config(tmp_path / "c.yaml", stop={"generations": 2})
+    out, kept = tmp_path / "runs" / "seed0", tmp_path / "kept" / "seed0"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "keep_run.py"), str(cfg), "--out", str(out),
+           "--keep", str(kept), "--set", "seed=4"]
+    first = subprocess.run(cmd, capture_output=True, text=True, env=run_env(), timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert sorted(p.name for p in kept.iterdir()) == ["bench.json", "config.yaml", "eval.json",
+                                                     "log.csv"]
+    assert len(runlog.read(kept / "log.csv")) == 2
+    assert json.loads((kept / "eval.json").read_text())["episodes"] == 10
+    assert json.loads((kept / "bench.json").read_text())["ranks"] == 2
+    assert "seed: 4" in (kept / "config.yaml").read_text()
+    again = subprocess.run(cmd, capture_output=True, text=True, env=run_env(), timeout=300)
+    assert again.returncode == 0 and f"kept already: {kept}" in again.stdout
+    assert (out.parent / "seed0.out").read_text().count("mpi_es: ") == 1     # trained once
 
 
 def test_every_shipped_job_config_is_valid():
