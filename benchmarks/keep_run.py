@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from paper_table import DATA, STOPPING, archive, bench, evaluate, run_all, train_config
+from paper_table import DATA, STOPPING, keep, run_all, train_config
 
 
 def train_and_keep(config: str, out: Path, kept: Path, ranks: int, sets: list[str],
@@ -28,9 +28,7 @@ def train_and_keep(config: str, out: Path, kept: Path, ranks: int, sets: list[st
     train_config(config, out, ranks, sets)       # raises SystemExit if the job failed
     if STOPPING.is_set():                         # stopped: resumes at the next call
         return
-    evaluate(out)
-    bench(out, bench_ranks)
-    archive(out, kept)
+    keep(out, kept, bench_ranks)
     print(f"kept: {kept}", flush=True)
 
 

@@ -106,9 +106,15 @@ def keep_if_finished(suite: dict, stem: str, seed: int, root: Path) -> None:
         return
     _, threshold, _ = next(t for t in suite["tasks"].values() if t[0] == stem)
     if finished(read_log(out), budget(suite, stem), threshold):
-        evaluate(out)
-        bench(out, 2)          # its generation at scale, for benchmarks/time_to_score.py
-        archive(out, run_dir(kept_root(suite), stem, seed))
+        keep(out, run_dir(kept_root(suite), stem, seed))
+
+
+def keep(out: Path, dest: Path, bench_ranks: int = 2) -> None:
+    """A finished run's evaluation and bench (its generation at scale, for
+    benchmarks/time_to_score.py), then its small files copied to dest."""
+    evaluate(out)
+    bench(out, bench_ranks)
+    archive(out, dest)
 
 
 def mpiexec() -> str:
