@@ -321,7 +321,8 @@ def report(suite_name: str, root: Path, seeds: list[int], docs: Path) -> None:
             f"{'s' if len(done) != 1 else ''}) | {', '.join(ran)} | "
             f"{', '.join(map(str, sorted(ranks)))} |")
         plot(suite, task, stem, threshold, runs, docs)
-    lines += ["", f"Learning curves (population mean ± std, noise-free evaluation points, "
+    lines += ["", f"Learning curves (population mean ± std; dots: a generation's noise-free "
+              f"evaluation episodes; diamonds: the 10-episode checks the steps column counts; "
               f"seeds overlaid, the threshold dashed): `docs/{suite['figures']}/<task>.png`.",
               ""]
     (docs / suite["table"]).write_text("\n".join(lines))

@@ -103,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="let a checkpoint's `module:Id` env, or its `module:Name` network "
                                "or algorithm, import MODULE (repeatable)")
     plot = sub.add_parser("plot", help="learning curves from the log.csv of runs",
-                          description="Draw each run's mean return (with a +-std band) and its "
-                                      "evaluation episodes against generations, timesteps or "
+                          description="Draw each run's mean return (with a +-std band), its "
+                                      "evaluation episodes (dots) and its stop.eval_return "
+                                      "checks (diamonds) against generations, timesteps or "
                                       "seconds, one colour per run (the plot extra).")
     plot.add_argument("runs", nargs="+", metavar="RUN_DIR")
     plot.add_argument("-o", "--output", metavar="PNG",

@@ -100,6 +100,31 @@ def test_plot_overlays_runs_into_a_png(pendulum_run, tmp_path):
     assert missing.returncode == 2 and "no log.csv" in missing.stderr
 
 
+@needs("matplotlib", "the plot extra")
+def test_plot_marks_the_eval_return_checks_apart_from_evaluation_episodes(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from mpi_es.commands.plot import draw
+    out = tmp_path / "run"
+    cfg = write_config(tmp_path / "c.yaml", eval_prob=0.5, stop={
+        "generations": 4, "eval_return": 1e9, "eval_every": 2, "eval_episodes": 3})
+    assert run_mpi(1, str(cfg), "--out-dir", str(out)).returncode == 0
+    rows = runlog.read(out / "log.csv")
+    logged = [(float(r["TimestepsSoFar"]), float(r["TargetEvalMean"])) for r in rows
+              if r.get("TargetEvalMean") not in (None, "", "nan")]
+    assert [r["Generation"] for r in rows if r.get("TargetEvalMean") not in (None, "", "nan")
+            ] == ["2", "4"]
+    fig, ax = plt.subplots()
+    draw(ax, [str(out)], "timesteps")
+    marked = {c.get_label(): c.get_offsets().tolist() for c in ax.collections
+              if c.get_label().startswith("run (")}
+    plt.close(fig)
+    assert marked["run (3-episode check)"] == [list(p) for p in logged]
+    assert "run (evaluation)" in marked
+    assert all(p not in marked["run (evaluation)"] for p in marked["run (3-episode check)"])
+
+
 @needs("tensorflow", "the keras extra")
 @pytest.mark.parametrize("variant", [
     {},
