@@ -110,11 +110,10 @@ def test_plot_marks_the_eval_return_checks_apart_from_evaluation_episodes(tmp_pa
     cfg = write_config(tmp_path / "c.yaml", eval_prob=0.5, stop={
         "generations": 4, "eval_return": 1e9, "eval_every": 2, "eval_episodes": 3})
     assert run_mpi(1, str(cfg), "--out-dir", str(out)).returncode == 0
-    rows = runlog.read(out / "log.csv")
-    logged = [(float(r["TimestepsSoFar"]), float(r["TargetEvalMean"])) for r in rows
-              if r.get("TargetEvalMean") not in (None, "", "nan")]
-    assert [r["Generation"] for r in rows if r.get("TargetEvalMean") not in (None, "", "nan")
-            ] == ["2", "4"]
+    checked = [r for r in runlog.read(out / "log.csv")
+               if r.get("TargetEvalMean") not in (None, "", "nan")]
+    assert [r["Generation"] for r in checked] == ["2", "4"]
+    logged = [(float(r["TimestepsSoFar"]), float(r["TargetEvalMean"])) for r in checked]
     fig, ax = plt.subplots()
     draw(ax, [str(out)], "timesteps")
     marked = {c.get_label(): c.get_offsets().tolist() for c in ax.collections
