@@ -14,7 +14,12 @@ ranks, give the wall-clock time to a return at N ranks:
   latency and bandwidth;
 - earlier generations played shorter or longer episodes than the final policy: each
   generation's predicted time is scaled by its mean episode length (GenLenMean) over the
-  bench's.
+  bench's;
+- the checks are part of the time: after its update a check generation plays
+  stop.eval_episodes noise-free episodes shared by the ranks, ceil(episodes / N) after one
+  another on the busiest rank, each as long as that check's mean episode (its steps are the
+  generation's steps less its population's and its evaluation episodes') at the bench's
+  seconds per step.
 
 Each invocation computes one section of the page (kept as docs/data/scaling/<section>.json,
 its figure as docs/scaling/<section>.png) and writes docs/scaling.md from every kept section.
@@ -82,12 +87,38 @@ def predicted_seconds(config: dict, measured: dict, ranks: int) -> tuple[float, 
     return p.seconds, p.efficiency
 
 
-def minutes_to(rows: list[dict], generation: int, per_gen_s: float, length_mean: float) -> float:
-    """Predicted wall-clock minutes through `generation`, each generation scaled by its own
-    mean episode length over the bench's."""
+def check_steps(row: dict, population: int) -> float:
+    """Timesteps of the row's stop.eval_return check (0 for a generation without one): the
+    generation's steps less its population's and its evaluation episodes'."""
+    if row.get("TargetEvalMean") in ("", None, "nan"):
+        return 0.0
+    evaluation = (float(row["EvalGenLengthMean"]) * int(row["EvalGenCount"])
+                  if int(row["EvalGenCount"]) else 0.0)
+    return int(row["TimestepsThisGen"]) - float(row["GenLenMean"]) * population - evaluation
+
+
+def seconds_per_step(config: dict, measured: dict) -> float:
+    """One rank's seconds per env step in the bench: a slot's mean time over its steps."""
+    per_slot = 2 if config["optimizations"]["mirrored_sampling"] else 1
+    return measured["slot_seconds_mean"] / (per_slot * measured["episode_length_mean"])
+
+
+def minutes_to(rows: list[dict], generation: int, per_gen_s: float, length_mean: float,
+               check_s_per_step: float = 0.0, population: int = 0) -> float:
+    """Predicted wall-clock minutes through `generation`: each generation scaled by its own
+    mean episode length over the bench's, plus its check (see check_seconds_per_step)."""
     total = sum(per_gen_s * float(r["GenLenMean"]) / length_mean
+                + check_s_per_step * check_steps(r, population)
                 for r in rows if int(r["Generation"]) <= generation)
     return total / 60
+
+
+def check_seconds_per_step(config: dict, measured: dict, ranks: int) -> float:
+    """Wall seconds a check costs per step of its episodes at `ranks` ranks: its episodes'
+    steps, over their count, ceil(episodes / ranks) times at the bench's seconds per step."""
+    episodes = config["stop"].get("eval_episodes", 10)
+    rounds = -(-episodes // ranks)
+    return rounds * seconds_per_step(config, measured) / episodes
 
 
 def common_target(configs: list[tuple[str, list[Path]]], step: float = 100.0) -> float:
@@ -117,9 +148,10 @@ def analyse(label: str, runs: list[Path], target: float, bench_ranks: int,
                 "checks": checks(rows),
                 "steps": reached[0] if reached else None,
                 "generations": reached[1] if reached else None,
-                "minutes": {str(n): minutes_to(rows, reached[1], per_rank[n][0],
-                                               measured["episode_length_mean"])
-                            for n in ranks} if reached else None}
+                "minutes": {str(n): minutes_to(
+                    rows, reached[1], per_rank[n][0], measured["episode_length_mean"],
+                    check_seconds_per_step(config, measured, n), config["population_size"])
+                    for n in ranks} if reached else None}
         result["per_seed"][run.name] = seed
     for n in ranks:
         times = [s["minutes"][str(n)] if s["minutes"] else float("inf")
@@ -224,9 +256,12 @@ def write_page(docs: Path) -> None:
              "depend on the rank count (runs are bit-identical for any), so each prediction "
              "combines learning curves measured on a 2-core machine with the scaling model's "
              "generation time at that rank count: see the top of "
-             "`benchmarks/time_to_score.py` for how. Medians over seeds; a seed that did not "
+             "`benchmarks/time_to_score.py` for how. The minutes include the checks: each "
+             "plays its 10 episodes across the ranks after its generation's update (from 10 "
+             "ranks on, one episode each while the other ranks wait). Medians over seeds; a "
+             "seed that did not "
              "reach the target counts as not reached. Efficiency is the model's: the share of "
-             "the ranks' time spent playing episodes. Above 64 ranks (more than one node) each "
+             "the ranks' time spent playing a generation's episodes (checks left out). Above 64 ranks (more than one node) each "
              "slot claim costs at least 20 us, a fabric with RDMA atomics (InfiniBand, "
              "Slingshot); over plain TCP a claim can wait for rank 0's next progress call "
              "(milliseconds, see [clusters](clusters.md)), which matters for short episodes.",

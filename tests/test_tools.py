@@ -362,6 +362,31 @@ def test_predictions_beyond_one_node_pay_a_fabric_latency_per_claim(monkeypatch)
     assert two_nodes == pytest.approx(1e-3 + 2 * scaling.DEFAULT_LATENCY_S, rel=1e-6)
 
 
+def test_time_to_score_counts_each_check_as_rounds_of_its_mean_episode(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import time_to_score
+    header = ("Generation,GenLenMean,EvalGenLengthMean,EvalGenCount,TimestepsThisGen,"
+              "TargetEvalMean").split(",")
+    rows = [dict(zip(header, values)) for values in (
+        ("1", "50.0", "nan", "0", "5000", ""),                 # 100 episodes, no check
+        ("2", "60.0", "70.0", "1", "6070", ""),                # plus one evaluation episode
+        ("3", "80.0", "90.0", "2", "8680", "1234.5"),          # 2 evaluations, a check
+        ("4", "80.0", "nan", "0", "12000", "2345.6"))]         # a check alone
+    assert [time_to_score.check_steps(r, population=100) for r in rows] == [0, 0, 500, 4000]
+    config = {"optimizations": {"mirrored_sampling": True}, "population_size": 100,
+              "stop": {"eval_episodes": 10}}
+    measured = {"slot_seconds_mean": 0.4, "episode_length_mean": 100.0}     # 2 ms a step
+    assert time_to_score.seconds_per_step(config, measured) == pytest.approx(2e-3)
+    # 10 episodes: on 4 ranks 3 after one another, from 10 ranks on one
+    per_step = {n: time_to_score.check_seconds_per_step(config, measured, n) for n in (4, 10, 64)}
+    assert per_step == pytest.approx({4: 3 * 2e-3 / 10, 10: 2e-3 / 10, 64: 2e-3 / 10})
+    # generations 1-3 of 10 s at the bench's length 100, and the check of generation 3:
+    # 500 steps, 50 a episode, 3 rounds of 50 steps at 2 ms
+    minutes = time_to_score.minutes_to(rows, 3, 10.0, 100.0, per_step[4], population=100)
+    assert minutes * 60 == pytest.approx(10 * (0.5 + 0.6 + 0.8) + 3 * 50 * 2e-3)
+    assert time_to_score.minutes_to(rows, 3, 10.0, 100.0) * 60 == pytest.approx(19.0)
+
+
 @pytest.mark.mpi
 def test_time_to_score_predicts_from_a_kept_run_without_its_checkpoint(tmp_path, monkeypatch):
     """A finished run is benched, then only its log, config and bench.json are kept (the
