@@ -259,12 +259,12 @@ def write_page(docs: Path) -> None:
              "`benchmarks/time_to_score.py` for how. The minutes include the checks: each "
              "plays its 10 episodes across the ranks after its generation's update (from 10 "
              "ranks on, one episode each while the other ranks wait). Medians over seeds; a "
-             "seed that did not "
-             "reach the target counts as not reached. Efficiency is the model's: the share of "
-             "the ranks' time spent playing a generation's episodes (checks left out). Above 64 ranks (more than one node) each "
-             "slot claim costs at least 20 us, a fabric with RDMA atomics (InfiniBand, "
-             "Slingshot); over plain TCP a claim can wait for rank 0's next progress call "
-             "(milliseconds, see [clusters](clusters.md)), which matters for short episodes.",
+             "seed that did not reach the target counts as not reached. Efficiency is the "
+             "model's: the share of the ranks' time spent playing a generation's episodes "
+             "(checks left out). Above 64 ranks (more than one node) each slot claim costs "
+             "at least 20 us, a fabric with RDMA atomics (InfiniBand, Slingshot); over plain "
+             "TCP a claim can wait for rank 0's next progress call (milliseconds, see "
+             "[clusters](clusters.md)), which matters for short episodes.",
              ""]
     for name in names:
         lines += section_lines(kept[name])
