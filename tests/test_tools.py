@@ -387,6 +387,25 @@ def test_time_to_score_counts_each_check_as_rounds_of_its_mean_episode(monkeypat
     assert time_to_score.minutes_to(rows, 3, 10.0, 100.0) * 60 == pytest.approx(19.0)
 
 
+def test_length_scaling_compares_a_snapshots_own_generation_with_the_scaled_final(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import length_scaling
+    from mpi_es.commands import scaling
+    monkeypatch.setattr(scaling, "update_seconds_per_rank", lambda *a, **k: 0.0)
+    config = {"optimizations": {"mirrored_sampling": False}, "population_size": 64}
+    link = {"num_params": 10, "allgather_latency_s": 0.0, "allgather_bytes_per_s": 1e15,
+            "claim_s": 0.0}
+    tail = [1.0] * 7 + [8.0]                              # one slot in 8 runs 8x as long
+    final = {**link, "slot_seconds": tail, "episode_length_mean": 100.0}
+    same_shape = {**link, "slot_seconds": [s / 4 for s in tail], "episode_length_mean": 25.0}
+    rows = length_scaling.compare(config, final, same_shape, (4, 64))
+    assert rows["4"]["ratio"] == pytest.approx(1.0) and rows["64"]["ratio"] == pytest.approx(1.0)
+    # the same mean but no long episodes: at 64 ranks (one slot each) the longest slot decides
+    even = {**link, "slot_seconds": [sum(tail) / 32] * 8, "episode_length_mean": 25.0}
+    rows = length_scaling.compare(config, final, even, (64,))
+    assert rows["64"]["ratio"] < 0.5 and rows["64"]["own_s"] == pytest.approx(15 / 32)
+
+
 @pytest.mark.mpi
 def test_time_to_score_predicts_from_a_kept_run_without_its_checkpoint(tmp_path, monkeypatch):
     """A finished run is benched, then only its log, config and bench.json are kept (the
