@@ -19,13 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
-from paper_table import DATA, REPO, mpiexec
+from paper_table import DATA, bench_policy
 from time_to_score import RANKS, predicted_seconds
 
 
@@ -40,25 +38,24 @@ def bench_snapshot(run: Path, generation: int, kept: Path | None, ranks: int = 2
     if not snapshot.exists():
         raise SystemExit(f"{snapshot} does not exist: snapshots are every snapshot_freq "
                          "generations, and a kept run has none")
-    cmd = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "mpi_es", "bench",
-           str(run / "config.yaml"), "--checkpoint", str(snapshot), "--generations", "1",
-           "--no-keras", "--json", str(run / name), "--set", f"out_dir={run / 'bench-scratch'}"]
-    print("+", " ".join(cmd), flush=True)
-    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-    return json.loads((run / name).read_text())
+    return bench_policy(run, snapshot, run / name, ranks)
 
 
-def compare(config: dict, final: dict, snapshot: dict, ranks: tuple[int, ...]) -> dict:
-    """At each rank count: the snapshot's generation from its own slots, the final bench's
-    scaled by mean episode length, and their ratio."""
-    rows = {}
-    for n in ranks:
-        own, efficiency = predicted_seconds(config, snapshot, n)
-        scaled = (predicted_seconds(config, final, n)[0] * snapshot["episode_length_mean"]
-                  / final["episode_length_mean"])
-        rows[str(n)] = {"own_s": own, "own_efficiency": efficiency, "scaled_s": scaled,
-                        "ratio": own / scaled}
-    return rows
+def compare(config: dict, final: dict, snapshots: dict[str, dict],
+            ranks: tuple[int, ...]) -> dict[str, dict]:
+    """For each snapshot's bench, at each rank count: its generation from its own slots, the
+    final bench's scaled by mean episode length, and their ratio."""
+    final_s = {n: predicted_seconds(config, final, n)[0] for n in ranks}
+    result = {}
+    for name, snapshot in snapshots.items():
+        scale = snapshot["episode_length_mean"] / final["episode_length_mean"]
+        rows = {}
+        for n in ranks:
+            own, efficiency = predicted_seconds(config, snapshot, n)
+            rows[str(n)] = {"own_s": own, "own_efficiency": efficiency,
+                            "scaled_s": final_s[n] * scale, "ratio": own / (final_s[n] * scale)}
+        result[name] = rows
+    return result
 
 
 def main() -> None:
@@ -74,15 +71,16 @@ def main() -> None:
         raise SystemExit(f"no config.yaml in {args.run} or the kept files")
     config = yaml.safe_load((source / "config.yaml").read_text())
     final = json.loads((source / "bench.json").read_text())
-    result = {"final_episode_length_mean": final["episode_length_mean"], "generations": {}}
+    snapshots = {}
     for g in args.generations:
-        snapshot = bench_snapshot(args.run, g, kept)
+        snapshots[str(g)] = bench_snapshot(args.run, g, kept)
         if kept is not None and not (kept / f"bench-gen{g}.json").exists():
             shutil.copyfile(args.run / f"bench-gen{g}.json", kept / f"bench-gen{g}.json")
-        result["generations"][str(g)] = {
-            "episode_length_mean": snapshot["episode_length_mean"],
-            "measured_generation_s": snapshot["gen_time_s"],
-            "by_ranks": compare(config, final, snapshot, tuple(args.ranks))}
+    by_ranks = compare(config, final, snapshots, tuple(args.ranks))
+    result = {"final_episode_length_mean": final["episode_length_mean"], "generations": {
+        g: {"episode_length_mean": snapshot["episode_length_mean"],
+            "measured_generation_s": snapshot["gen_time_s"], "by_ranks": by_ranks[g]}
+        for g, snapshot in snapshots.items()}}
     print(f"final policy: mean episode {final['episode_length_mean']:.1f} steps")
     print("generation  mean episode  " + "  ".join(f"{n} ranks: own / scaled (ratio)"
                                                    for n in args.ranks))

@@ -183,8 +183,14 @@ def bench(run: Path, ranks: int) -> dict:
     ckpt = run / "checkpoint.h5"
     if out.exists() and (not ckpt.exists() or out.stat().st_mtime >= ckpt.stat().st_mtime):
         return json.loads(out.read_text())
+    return bench_policy(run, ckpt, out, ranks)
+
+
+def bench_policy(run: Path, policy: Path, out: Path, ranks: int) -> dict:
+    """`bench` of one generation of the run's config played from `policy` (a checkpoint or a
+    snapshot) under `mpiexec -n RANKS`, its figures written to `out` and returned."""
     cmd = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "mpi_es", "bench",
-           str(run / "config.yaml"), "--checkpoint", str(run / "checkpoint.h5"),
+           str(run / "config.yaml"), "--checkpoint", str(policy),
            "--generations", "1", "--no-keras", "--json", str(out),
            "--set", f"out_dir={run / 'bench-scratch'}"]
     print("+", " ".join(cmd), flush=True)
@@ -205,12 +211,16 @@ def read_log(out: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def has_check(row: dict) -> bool:
+    """Did this generation end with a stop.eval_return check (a 10-episode noise-free mean)?"""
+    return row.get("TargetEvalMean") not in ("", None, "nan")
+
+
 def steps_to_threshold(rows: list[dict], threshold: float) -> int | None:
     """Timesteps (the check's own included) at the first stop.eval_return check, 10 noise-free
     episodes, that averaged >= threshold; never the generations' single evaluation episodes."""
     for row in rows:
-        value = row.get("TargetEvalMean") or ""
-        if value not in ("", "nan") and float(value) >= threshold:
+        if has_check(row) and float(row["TargetEvalMean"]) >= threshold:
             return int(row["TimestepsSoFar"])
     return None
 
@@ -222,7 +232,7 @@ def finished(rows: list[dict], budget: float, threshold: float) -> bool:
         return False
     last = rows[-1]
     return (int(last["TimestepsSoFar"]) >= budget
-            or (last.get("TargetEvalMean") or "") != "" and float(last["TargetEvalMean"]) >= threshold)
+            or has_check(last) and float(last["TargetEvalMean"]) >= threshold)
 
 
 def fmt_steps(n: float | None) -> str:

@@ -38,7 +38,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from paper_table import REPO, bench, read_log
+from paper_table import REPO, bench, has_check, read_log
 
 RANKS = (64, 256, 1440)
 FLAGSHIP_RANKS, FLAGSHIP_EFFICIENCY = 64, 0.90
@@ -49,8 +49,7 @@ SECTION_ORDER = ("ant-population", "humanoid-ars", "humanoid-es")
 def first_reaching(rows: list[dict], target: float) -> tuple[int, int] | None:
     """(timesteps, generation) at the first check whose mean reached the target."""
     for row in rows:
-        value = row.get("TargetEvalMean") or ""
-        if value not in ("", "nan") and float(value) >= target:
+        if has_check(row) and float(row["TargetEvalMean"]) >= target:
             return int(row["TimestepsSoFar"]), int(row["Generation"])
     return None
 
@@ -58,7 +57,7 @@ def first_reaching(rows: list[dict], target: float) -> tuple[int, int] | None:
 def checks(rows: list[dict]) -> list[tuple[int, float]]:
     """(timesteps, mean) of every 10-episode check: the learning curve."""
     return [(int(r["TimestepsSoFar"]), float(r["TargetEvalMean"])) for r in rows
-            if r.get("TargetEvalMean") not in ("", None, "nan")]
+            if has_check(r)]
 
 
 def best_check(rows: list[dict]) -> float | None:
@@ -66,11 +65,15 @@ def best_check(rows: list[dict]) -> float | None:
     return max(values) if values else None
 
 
+def episodes_per_slot(config: dict) -> int:
+    """Episodes a slot plays: a noise vector's mirrored pair, or one."""
+    return 2 if config["optimizations"]["mirrored_sampling"] else 1
+
+
 def predicted_seconds(config: dict, measured: dict, ranks: int) -> tuple[float, float]:
     """(seconds, efficiency) of one generation of this config at `ranks` ranks."""
     from mpi_es.commands import scaling
-    mirrored = config["optimizations"]["mirrored_sampling"]
-    per_slot = 2 if mirrored else 1
+    per_slot = episodes_per_slot(config)
     population = config["population_size"]
     slots = population // per_slot
     params = measured["num_params"]
@@ -90,7 +93,7 @@ def predicted_seconds(config: dict, measured: dict, ranks: int) -> tuple[float, 
 def check_steps(row: dict, population: int) -> float:
     """Timesteps of the row's stop.eval_return check (0 for a generation without one): the
     generation's steps less its population's and its evaluation episodes'."""
-    if row.get("TargetEvalMean") in ("", None, "nan"):
+    if not has_check(row):
         return 0.0
     evaluation = (float(row["EvalGenLengthMean"]) * int(row["EvalGenCount"])
                   if int(row["EvalGenCount"]) else 0.0)
@@ -99,8 +102,8 @@ def check_steps(row: dict, population: int) -> float:
 
 def seconds_per_step(config: dict, measured: dict) -> float:
     """One rank's seconds per env step in the bench: a slot's mean time over its steps."""
-    per_slot = 2 if config["optimizations"]["mirrored_sampling"] else 1
-    return measured["slot_seconds_mean"] / (per_slot * measured["episode_length_mean"])
+    return measured["slot_seconds_mean"] / (episodes_per_slot(config)
+                                            * measured["episode_length_mean"])
 
 
 def minutes_to(rows: list[dict], generation: int, per_gen_s: float, length_mean: float,

@@ -398,11 +398,11 @@ def test_length_scaling_compares_a_snapshots_own_generation_with_the_scaled_fina
     tail = [1.0] * 7 + [8.0]                              # one slot in 8 runs 8x as long
     final = {**link, "slot_seconds": tail, "episode_length_mean": 100.0}
     same_shape = {**link, "slot_seconds": [s / 4 for s in tail], "episode_length_mean": 25.0}
-    rows = length_scaling.compare(config, final, same_shape, (4, 64))
+    rows = length_scaling.compare(config, final, {"g": same_shape}, (4, 64))["g"]
     assert rows["4"]["ratio"] == pytest.approx(1.0) and rows["64"]["ratio"] == pytest.approx(1.0)
     # the same mean but no long episodes: at 64 ranks (one slot each) the longest slot decides
     even = {**link, "slot_seconds": [sum(tail) / 32] * 8, "episode_length_mean": 25.0}
-    rows = length_scaling.compare(config, final, even, (64,))
+    rows = length_scaling.compare(config, final, {"g": even}, (64,))["g"]
     assert rows["64"]["ratio"] < 0.5 and rows["64"]["own_s"] == pytest.approx(15 / 32)
 
 
